@@ -1,0 +1,1 @@
+"""Turns raw submissions into typed evidence records; free of SMTP, Slack and database imports."""

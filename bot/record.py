@@ -1,0 +1,115 @@
+"""The evidence record: the typed value every door produces and every output prints.
+
+`EvidenceRecord.to_json()` is the one JSON shape that `parse --json`, `show --json`,
+`list --json` and `export --format jsonl` print (the contract pinned by the issues).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    EVIDENCE = "evidence"
+    FOLLOW_UP = "follow_up"
+    AUTOMATIC = "automatic"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    MIXED = "mixed"
+    UNKNOWN = "unknown"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+
+
+class Status(StrEnum):
+    """Where a record stands. `received` waits for review; `filed` is automatic mail kept for the record."""
+
+    RECEIVED = "received"
+    FILED = "filed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    NEEDS_INFO = "needs_info"
+    WITHDRAWN = "withdrawn"
+
+
+SUMMARY_MAX = 600
+
+
+@dataclass
+class AttachmentInfo:
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+    text: str | None = None
+
+
+@dataclass
+class EvidenceRecord:
+    """One submission as understood by the parser (and, once stored, with its reference and status)."""
+
+    kind: Kind = Kind.EVIDENCE
+    channel: Channel = Channel.EMAIL
+    reference: str | None = None
+    status: str | None = None
+    message_id: str | None = None
+    submitter_name: str | None = None
+    submitter_email: str | None = None
+    title: str | None = None
+    project: str | None = None
+    public_body: str | None = None
+    supplier: str | None = None
+    service_area: str | None = None
+    outcome: Outcome = Outcome.UNKNOWN
+    contract_value_gbp: int | None = None
+    savings_gbp: int | None = None
+    period: str | None = None
+    confidential: bool = False
+    declared_interests: str | None = None
+    summary: str | None = None
+    body: str | None = None
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    received_at: datetime | None = None
+    # Not part of the JSON contract: what the parser learnt that the workflow needs.
+    in_reply_to_reference: str | None = None
+    automatic_reason: str | None = None
+    parse_warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The pinned JSON shape: plain str/int/bool/None/list values only."""
+        return {
+            "kind": str(self.kind),
+            "reference": self.reference,
+            "status": self.status,
+            "channel": str(self.channel),
+            "message_id": self.message_id,
+            "submitter_name": self.submitter_name,
+            "submitter_email": self.submitter_email,
+            "title": self.title,
+            "project": self.project,
+            "public_body": self.public_body,
+            "supplier": self.supplier,
+            "service_area": self.service_area,
+            "outcome": str(self.outcome),
+            "contract_value_gbp": self.contract_value_gbp,
+            "savings_gbp": self.savings_gbp,
+            "period": self.period,
+            "confidential": bool(self.confidential),
+            "declared_interests": self.declared_interests,
+            "summary": self.summary,
+            "body": self.body,
+            "attachments": [asdict(a) for a in self.attachments],
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+        }
+
+
+JSON_KEYS = tuple(EvidenceRecord().to_json().keys())

@@ -1,0 +1,108 @@
+"""Configuration, read in one place from the environment or a `.env` file and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message is one line fit for an operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field("sqlite:///./evidence.db", validation_alias="DATABASE_URL")
+    evidence_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["evidence@localhost"], validation_alias="EVIDENCE_ADDRESSES"
+    )
+    smtp_host: str = Field("127.0.0.1", validation_alias="EVIDENCE_SMTP_HOST")
+    smtp_port: int = Field(8025, ge=0, le=65535, validation_alias="EVIDENCE_SMTP_PORT")
+    smtp_hostname: str | None = Field(None, validation_alias="EVIDENCE_SMTP_HOSTNAME")
+    smtp_max_connections: int = Field(100, ge=1, validation_alias="EVIDENCE_SMTP_MAX_CONNECTIONS")
+    smtp_tls_cert: Path | None = Field(None, validation_alias="EVIDENCE_SMTP_TLS_CERT")
+    smtp_tls_key: Path | None = Field(None, validation_alias="EVIDENCE_SMTP_TLS_KEY")
+    relay_url: str | None = Field(None, validation_alias="EVIDENCE_RELAY_URL")
+    from_address: str | None = Field(None, validation_alias="EVIDENCE_FROM_ADDRESS")
+    reference_prefix: str = Field("EV", pattern=r"^[A-Z][A-Z0-9]{0,9}$", validation_alias="EVIDENCE_REFERENCE_PREFIX")
+    max_message_bytes: int = Field(25 * 1024 * 1024, ge=1024, validation_alias="EVIDENCE_MAX_MESSAGE_BYTES")
+    acks_per_sender_per_hour: int = Field(3, ge=0, validation_alias="EVIDENCE_ACKS_PER_SENDER_PER_HOUR")
+    inquiry_title: str = Field(
+        "Call for evidence: public-sector outsourcing and shared services",
+        validation_alias="EVIDENCE_INQUIRY_TITLE",
+    )
+    log_level: str = Field("INFO", validation_alias="EVIDENCE_LOG_LEVEL")
+
+    @field_validator("evidence_addresses", mode="before")
+    @classmethod
+    def _split_addresses(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [a.strip() for a in v.split(",") if a.strip()]
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("needs at least one address")
+            for a in v:
+                if "@" not in a or a.startswith("@") or a.endswith("@") or " " in a:
+                    raise ValueError(f"{a!r} is not an e-mail address")
+            return [a.lower() for a in v]
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, v: str) -> str:
+        if v.startswith("postgres://"):
+            v = "postgresql+psycopg://" + v[len("postgres://"):]
+        elif v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://"):]
+        if not v.startswith(("sqlite:///", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return v
+
+    @field_validator("relay_url")
+    @classmethod
+    def _check_relay(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        u = urlsplit(v)
+        if u.scheme not in ("smtp", "smtps") or not u.hostname:
+            raise ValueError("must look like smtp://host:port (or smtps://)")
+        return v
+
+    @property
+    def sender_address(self) -> str:
+        """The From: of what the service sends: configured, or the first published address."""
+        return self.from_address or self.evidence_addresses[0]
+
+    def check(self) -> None:
+        """Cross-field checks that need files or combinations; raises ConfigError."""
+        if bool(self.smtp_tls_cert) != bool(self.smtp_tls_key):
+            raise ConfigError("EVIDENCE_SMTP_TLS_CERT and EVIDENCE_SMTP_TLS_KEY must be set together")
+        for p in (self.smtp_tls_cert, self.smtp_tls_key):
+            if p and not p.is_file():
+                raise ConfigError(f"TLS file not found: {p}")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or ConfigError with the offending variable named."""
+    try:
+        s = Settings()
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = str(err["loc"][0]).upper() if err.get("loc") else "configuration"
+        for field_name, f in Settings.model_fields.items():
+            if field_name == err["loc"][0] and isinstance(f.validation_alias, str):
+                name = f.validation_alias
+        raise ConfigError(f"invalid {name}: {err['msg']}") from None
+    s.check()
+    return s
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
