@@ -1,0 +1,144 @@
+"""Finds sums of money in British English text and turns them into whole pounds.
+
+Accepted forms (case-insensitive units):
+
+* currency first: ``£45m``, ``£45M``, ``£ 45 mn``, ``£3.25 million``, ``£1bn``, ``£1.2 billion``,
+  ``£750k``, ``£4,200,000``, ``GBP 2m``, ``GBP2,000,000``;
+* currency last: ``7.5 million pounds``, ``2m GBP``, ``300,000 sterling``;
+* ranges: ``£2.5m-£3m``, ``£2.5–3m``, ``£2m to £3m`` count as ONE amount whose value is the first
+  (lower) figure, because an understated figure is safer in evidence than an inflated one; a unit
+  given only on the second figure (``£2.5-3m``) applies to both;
+* only in lenient mode (a template field value, where we already know the text is money):
+  ``45 million``, ``45m``, ``750k`` without a currency sign, or a field holding nothing but a number
+  (``4,200,000``).
+
+Periodic qualifiers are ignored: ``£12,000 a year`` is 12000. Pence are rounded to the nearest pound.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+# Comma-grouped numbers first so "4,200,000" is not read as "4".
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+# The negative lookahead stops "£45 more" or "£5 bus" being read as a unit.
+_UNIT = r"(?i:billion|bn|b|million|mn|mil|m|thousand|k)(?![A-Za-z])"
+_CUR_BEFORE = r"(?:£|(?<![A-Za-z])(?i:gbp|ukp)\s?£?)"
+_CUR_AFTER = r"(?i:pounds?(?:\s+sterling)?|sterling|gbp|quid)(?![A-Za-z])"
+_RANGE = rf"(?:\s*(?:-|–|—|to)\s*(?P<c2>{_CUR_BEFORE}\s?)?(?P<n2>{_NUM})(?:\s?(?P<u2>{_UNIT}))?)"
+
+_PREFIXED = re.compile(
+    rf"{_CUR_BEFORE}\s?(?P<n1>{_NUM})(?:\s?(?P<u1>{_UNIT}))?{_RANGE}?(?:\s+{_CUR_AFTER})?"
+)
+_SUFFIXED = re.compile(
+    rf"(?<![\w.,£])(?P<n1>{_NUM})(?:\s?(?P<u1>{_UNIT}))?{_RANGE}?\s?{_CUR_AFTER}"
+)
+# Lenient only: a bare figure with a unit ("45 million", "45m"), which in prose is too often a
+# head-count or a population to be read as money.
+_BARE = re.compile(rf"(?<![\w.,£])(?P<n1>{_NUM})\s?(?P<u1>{_UNIT}){_RANGE}?")
+_ONLY_NUMBER = re.compile(rf"^\s*(?P<n1>{_NUM})\s*$")
+
+_MULTIPLIERS = {
+    "b": 1_000_000_000,
+    "bn": 1_000_000_000,
+    "billion": 1_000_000_000,
+    "m": 1_000_000,
+    "mn": 1_000_000,
+    "mil": 1_000_000,
+    "million": 1_000_000,
+    "k": 1_000,
+    "thousand": 1_000,
+}
+# Above £1,000 trillion a figure is a typo or a reference number, never a public contract.
+_IMPLAUSIBLE = Decimal(10) ** 15
+
+
+@dataclass(frozen=True)
+class MoneyMatch:
+    """One amount found in a text: where it is and how much it is in whole pounds."""
+
+    start: int
+    end: int
+    value: int
+    text: str
+
+
+def _to_pounds(number: str, unit: str | None) -> int | None:
+    digits = number.replace(",", "")
+    if len(digits) > 20:
+        return None  # a run of digits, not a sum anyone wrote as money
+    try:
+        amount = Decimal(digits)
+        if unit:
+            amount *= _MULTIPLIERS[unit.lower()]
+        if amount > _IMPLAUSIBLE:
+            return None
+        return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except InvalidOperation:
+        return None
+
+
+def _range_is_real(m: re.Match[str]) -> bool:
+    """A trailing "-3m"/"to £3m" only belongs to the amount if it looks like money itself."""
+    if m.group("n2") is None:
+        return True
+    return bool(m.group("u2") or m.group("c2"))
+
+
+def _value(m: re.Match[str]) -> int | None:
+    unit = m.group("u1")
+    if unit is None and m.group("n2") is not None and m.group("u2"):
+        # "£2.5-3m": the unit written once covers both ends of the range.
+        unit = m.group("u2")
+    return _to_pounds(m.group("n1"), unit)
+
+
+def _matches(pattern: re.Pattern[str], text: str) -> list[MoneyMatch]:
+    found: list[MoneyMatch] = []
+    for m in pattern.finditer(text):
+        end = m.end()
+        if m.group("n2") is not None and not _range_is_real(m):
+            # Drop the bogus range tail ("£2m to 2019") but keep the first amount.
+            end = m.end("u1") if m.group("u1") else m.end("n1")
+            value = _to_pounds(m.group("n1"), m.group("u1"))
+        else:
+            value = _value(m)
+        if value is not None:
+            found.append(MoneyMatch(m.start(), end, value, text[m.start() : end]))
+    return found
+
+
+def find_money(text: str, lenient: bool = False) -> list[MoneyMatch]:
+    """Every amount in `text`, in order, without overlaps.
+
+    Strict mode (the default, for prose) needs a currency sign or word; lenient mode (for template
+    field values) also accepts a bare figure with a unit such as "45 million".
+    """
+    candidates = _matches(_PREFIXED, text) + _matches(_SUFFIXED, text)
+    if lenient:
+        candidates += _matches(_BARE, text)
+    # Earliest first, longest first at the same place, then drop anything overlapping a kept match.
+    candidates.sort(key=lambda c: (c.start, -(c.end - c.start)))
+    kept: list[MoneyMatch] = []
+    for c in candidates:
+        if kept and c.start < kept[-1].end:
+            continue
+        kept.append(c)
+    return kept
+
+
+def parse_money(text: str) -> int | None:
+    """The first amount of money in `text` as whole pounds, or None.
+
+    Lenient: meant for a value already known to be money (a template field), so "45 million" and a
+    field holding only "4,200,000" count too.
+    """
+    found = find_money(text, lenient=True)
+    if found:
+        return found[0].value
+    only = _ONLY_NUMBER.match(text)
+    if only:
+        return _to_pounds(only.group("n1"), None)
+    return None
