@@ -1,0 +1,253 @@
+"""Strips what is not evidence from a message body: quoted replies, signatures, disclaimers.
+
+A forwarded message is the opposite case: someone passes on what they received, so the
+forwarded text IS the evidence. Only the forward's header block is replaced by one line
+naming the original sender and subject; the forwarded content is kept.
+
+Everything here works line by line (no regex spans across the whole text), so a very large
+body costs linear time.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FORWARD_MARKER = re.compile(
+    r"^\s*(?:-{2,}\s*Forwarded message\s*-{2,}|Begin forwarded message\s*:|-{2,}\s*Original Message\s*-{2,}"
+    r"|-{2,}\s*Weitergeleitete Nachricht\s*-{2,})\s*$",
+    re.IGNORECASE,
+)
+_ORIGINAL_MESSAGE = re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}\s*$", re.IGNORECASE)
+_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+_HEADER_LINE = re.compile(
+    r"^\s*\*?(From|Sent|Date|To|Cc|Bcc|Subject|Reply-To|Importance|Attachments)\*?\s*:\*?\s*(.*)$",
+    re.IGNORECASE,
+)
+_ON_WROTE_START = re.compile(r"^\s*On\s.{0,300}$")
+_WROTE_END = re.compile(r"wrote\s*:\s*$", re.IGNORECASE)
+_QUOTED = re.compile(r"^\s*>")
+_SIG_DELIM = re.compile(r"^--\s?$")
+_SENT_FROM = re.compile(
+    r"^\s*(Sent from my \w[\w ]{0,40}|Sent from (Outlook|Mail|Yahoo Mail|Samsung|Gmail)\b.{0,60}"
+    r"|Get Outlook for (iOS|Android)\b.{0,30}|Sent via .{0,40}mobile.{0,20})\s*$",
+    re.IGNORECASE,
+)
+_SIGN_OFF = re.compile(
+    r"^\s*(kind(est)? regards|best regards|warm(est)? regards|regards|best wishes|many thanks|thanks( again)?"
+    r"|thank you|cheers|yours sincerely|yours faithfully|yours truly|all the best|best|with thanks"
+    r"|with best wishes|sincerely)\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+_DISCLAIMER = re.compile(
+    r"this (e-?mail|message|communication)(,)? (and|including) any (files|attachments)"
+    r"|this (e-?mail|message) (is|may be) (strictly )?(confidential|private|intended)"
+    r"|the information (contained )?in this (e-?mail|message|communication)"
+    r"|if you (have )?received this (e-?mail|message|communication) in error"
+    r"|if you are not the intended recipient"
+    r"|views (or opinions )?(expressed|presented) (in this (e-?mail|message) )?are (solely )?those of the"
+    r"|please consider the environment|think before you print|do not print this e-?mail"
+    r"|this e-?mail has been (scanned|checked)|all (e-?mail|messages?) (sent to|to and from) .{0,40}"
+    r"(monitored|recorded)",
+    re.IGNORECASE,
+)
+# Evidence template keys: a trailing block containing one of these is not a signature.
+_EVIDENCE_KEY = re.compile(
+    r"^\W*(project|public body|supplier|contractor|service area|outcome|contract value|value|savings|period"
+    r"|confidential|interests|declared interests)\W*\s*[:\-–]",
+    re.IGNORECASE,
+)
+
+
+def clean_body(text: str, *, forwarded: bool = False) -> str:
+    """The evidence part of a body.
+
+    `forwarded` says the message is a forward (subject Fwd:/FW:), which makes an Outlook
+    "-----Original Message-----" or "From:/Sent:" block the start of the forwarded content
+    rather than of a quoted reply.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out = _clean_lines(lines, forwarded=forwarded, depth=0)
+    return _tidy(out)
+
+
+def _clean_lines(lines: list[str], *, forwarded: bool, depth: int) -> list[str]:
+    fwd = _find_forward(lines, forwarded=forwarded)
+    if fwd is not None and depth < 10:
+        start, header_end, orig_from, orig_subject = fwd
+        note = _clean_reply(lines[:start])
+        rest = _clean_lines(lines[header_end:], forwarded=True, depth=depth + 1)
+        rest = _drop_disclaimers(rest)
+        heading = "Forwarded message"
+        if orig_from:
+            heading += f" from {orig_from}"
+        if orig_subject:
+            heading += f', subject "{orig_subject}"'
+        out = list(note)
+        if out:
+            out.append("")
+        out.append(heading + ":")
+        out.extend(rest)
+        return out
+    if depth > 0:
+        # Inside a forward everything is evidence, quoted history included; only noise goes.
+        return _drop_signature_noise(_drop_disclaimers(lines), sign_off=False)
+    return _clean_reply(lines)
+
+
+def _find_forward(lines: list[str], *, forwarded: bool) -> tuple[int, int, str | None, str | None] | None:
+    """(marker line, first content line, original From, original Subject) of the first forward."""
+    for i, line in enumerate(lines):
+        if _QUOTED.match(line):
+            continue
+        is_marker = bool(_FORWARD_MARKER.match(line))
+        if is_marker and _ORIGINAL_MESSAGE.match(line) and not forwarded:
+            continue  # Outlook's marker of a quoted reply, not a forward
+        header_start = i + 1 if is_marker else i
+        if not is_marker:
+            if not forwarded:
+                continue
+            # Outlook forwards: an underscore rule, or a bare From:/Sent: block.
+            if _UNDERSCORES.match(line):
+                header_start = i + 1
+            elif not _is_outlook_header_block(lines, i):
+                continue
+        end, hdrs = _consume_headers(lines, header_start)
+        if not hdrs and not is_marker:
+            continue
+        return i, end, hdrs.get("from"), hdrs.get("subject")
+    return None
+
+
+def _is_outlook_header_block(lines: list[str], i: int) -> bool:
+    m = _HEADER_LINE.match(lines[i])
+    if not m or m.group(1).lower() != "from":
+        return False
+    keys = set()
+    for line in lines[i + 1:i + 8]:
+        hm = _HEADER_LINE.match(line)
+        if hm:
+            keys.add(hm.group(1).lower())
+    return bool(keys & {"sent", "date"}) and bool(keys & {"subject", "to"})
+
+
+def _consume_headers(lines: list[str], start: int) -> tuple[int, dict[str, str]]:
+    i = start
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    hdrs: dict[str, str] = {}
+    last: str | None = None
+    while i < len(lines):
+        line = lines[i]
+        m = _HEADER_LINE.match(line)
+        if m:
+            last = m.group(1).lower()
+            hdrs.setdefault(last, m.group(2).strip())
+        elif not line.strip():
+            break
+        elif last in ("to", "cc", "bcc") and not _EVIDENCE_KEY.match(line):
+            pass  # a wrapped recipient list
+        else:
+            break
+        i += 1
+    if not hdrs:
+        return start, hdrs
+    return i, hdrs
+
+
+def _clean_reply(lines: list[str]) -> list[str]:
+    """The new text of a reply: quoted history, disclaimers and signature removed."""
+    cut = _find_quote_start(lines)
+    if cut is not None:
+        start, attribution_end = cut
+        before = lines[:start]
+        # Top-posted: everything from the attribution down is history.  Bottom-posted (nothing
+        # new above): the history is "> "-quoted and goes below; an unquoted block is kept, as it
+        # may be all the evidence there is.
+        lines = before if any(line.strip() for line in before) else lines[attribution_end:]
+    lines = [line for line in lines if not _QUOTED.match(line)]
+    lines = _drop_disclaimers(lines)
+    return _drop_signature_noise(lines, sign_off=True)
+
+
+def _find_quote_start(lines: list[str]) -> tuple[int, int] | None:
+    """(first line of the quoted history, first line after its attribution/header) or None."""
+    for i, line in enumerate(lines):
+        if _ON_WROTE_START.match(line):
+            if _WROTE_END.search(line):
+                return i, i + 1
+            # Gmail wraps a long attribution over two lines.
+            if i + 1 < len(lines) and _WROTE_END.search(lines[i + 1]) and len(lines[i + 1]) < 200:
+                return i, i + 2
+        if _ORIGINAL_MESSAGE.match(line):
+            return i, i + 1
+        if _UNDERSCORES.match(line) and i + 1 < len(lines) and _is_outlook_header_block(lines, i + 1):
+            return i, i + 1
+        if _is_outlook_header_block(lines, i):
+            return i, i + 1
+    return None
+
+
+def _drop_disclaimers(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        text = " ".join(line.strip() for line in para)
+        if not (_DISCLAIMER.search(text) and len(text) < 3000):
+            out.extend(para)
+        para.clear()
+
+    for line in lines:
+        if line.strip():
+            para.append(line)
+        else:
+            flush()
+            out.append(line)
+    flush()
+    return out
+
+
+def _drop_signature_noise(lines: list[str], *, sign_off: bool) -> list[str]:
+    lines = [line for line in lines if not _SENT_FROM.match(line)]
+    # "-- " delimiter: the rest is a signature, if it is signature-sized.
+    for i, line in enumerate(lines):
+        if _SIG_DELIM.match(line):
+            rest = [x for x in lines[i + 1:] if x.strip()]
+            if len(rest) <= 12 and not any(_EVIDENCE_KEY.match(x) for x in rest):
+                lines = lines[:i]
+                break
+    if sign_off:
+        lines = _drop_sign_off(lines)
+    return lines
+
+
+def _drop_sign_off(lines: list[str]) -> list[str]:
+    """Removes "Kind regards,\\nName\\nJob title..." at the very end, when nothing evidential follows."""
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    for i in reversed(nonblank[-10:]):
+        if not _SIGN_OFF.match(lines[i]):
+            continue
+        if i == nonblank[0]:
+            return lines  # the sign-off is all there is: keep it rather than return nothing
+        tail = [x for x in lines[i + 1:] if x.strip()]
+        if len(tail) <= 8 and all(len(x.strip()) <= 100 for x in tail) and not any(
+            _EVIDENCE_KEY.match(x) for x in tail
+        ):
+            return lines[:i]
+        return lines
+    return lines
+
+
+def _tidy(lines: list[str]) -> str:
+    out: list[str] = []
+    blank = 0
+    for line in lines:
+        line = line.rstrip()
+        if not line:
+            blank += 1
+            continue
+        if out and blank:
+            out.append("")
+        blank = 0
+        out.append(line)
+    return "\n".join(out).strip()
