@@ -510,3 +510,18 @@ def test_huge_html_body_is_fast() -> None:
     rec = parse_email(raw)
     assert time.monotonic() - start < 8
     assert rec.body and rec.body.startswith("word word")
+
+
+def test_pasted_mail_without_fwd_subject_is_kept() -> None:
+    raw = (
+        b"From: Ann <ann@example.org>\nSubject: Email from the council\n\n"
+        b"Here is what the council sent me.\n\n"
+        b"From: Housing Team <housing@example.gov.uk>\nSent: 01 March 2026 09:00\nTo: Ann\n"
+        b"Subject: Repairs\n\nSupplier: Mears\nRepairs are now handled by Mears and take 12 weeks.\n"
+    )
+    rec = parse_email(raw)
+    assert rec.body is not None
+    assert "take 12 weeks" in rec.body and "Forwarded message from Housing Team" in rec.body
+    assert rec.supplier == "Mears"
+    reply = raw.replace(b"Subject: Email from the council", b"Subject: RE: Email from the council")
+    assert "take 12 weeks" not in (parse_email(reply).body or "")

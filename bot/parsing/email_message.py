@@ -46,6 +46,9 @@ _SUBJECT_PREFIX_TEMPLATE = (
 # C0 controls other than tab and newline: junk from binary parts or broken encodings.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(fwd?|fw|wg|tr)\s*:", re.IGNORECASE)
+_REPLY_SUBJECT = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)?(re|aw|sv|vs|antw|rv|r)\s*(?:\[\d+\])?\s*:", re.IGNORECASE
+)
 _FIELD_NAMES = ("project", "public_body", "supplier", "service_area", "contract_value_gbp", "savings_gbp",
                 "period", "declared_interests")
 
@@ -103,7 +106,7 @@ def _fill(record: EvidenceRecord, raw: bytes, prefix: str, envelope_from: str | 
     record.in_reply_to_reference = follow
 
     subject = header_text(msg, "Subject")
-    forwarded = bool(_FORWARD_SUBJECT.match(subject))
+    forwarded = _treat_as_forward(subject)
     parsed = _Parsed()
     _walk_message(msg, parsed, depth=0, limits=limits)
     record.parse_warnings.extend(parsed.warnings)
@@ -117,6 +120,16 @@ def _fill(record: EvidenceRecord, raw: bytes, prefix: str, envelope_from: str | 
 
     _apply_fields(record, body, title)
     record.title = title or record.project or None
+
+
+def _treat_as_forward(subject: str) -> bool:
+    """Whether an Outlook "From:/Sent:" block in the body starts passed-on content, not history.
+
+    In a reply (Re:) it is the quoted history; in a forward (Fwd:/FW:) it is the evidence; and
+    with neither prefix someone has most likely pasted a mail they received under a note, so
+    keeping it is the safe side: cutting would lose the evidence.
+    """
+    return bool(_FORWARD_SUBJECT.match(subject)) or not _REPLY_SUBJECT.match(subject)
 
 
 def _safe(record: EvidenceRecord, what: str, fn: Callable[[], str | None]) -> str | None:
@@ -361,7 +374,7 @@ def _nested(part: Message, parsed: _Parsed, *, depth: int, limits: Limits) -> No
     sub = _Parsed()
     _walk(inner, sub, depth=depth + 1, limits=limits, level=0)
     subject = header_text(inner, "Subject")
-    text = _join_parts(sub.body_parts, forwarded=bool(_FORWARD_SUBJECT.match(subject)))
+    text = _join_parts(sub.body_parts, forwarded=_treat_as_forward(subject))
     name, addr = _address(inner)
     who = f"{name} <{addr}>" if name and addr else (addr or name or "unknown sender")
     heading = f"Forwarded message from {who}"
