@@ -1,0 +1,97 @@
+"""The `evidence-bot` command line: serve, parse, import, list, show, export, db upgrade.
+
+Every failure a user can cause (a bad argument, a missing file, an unknown reference, a bad
+setting, an unreachable database) ends as one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from bot import __version__
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="evidence-bot", description="Collects evidence on public-sector outsourcing.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    sub.add_parser("serve", help="run the service (SMTP door, processing, outbox)")
+
+    sp = sub.add_parser("parse", help="print what the parser makes of an .eml file, without storing it")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--json", action="store_true", help="print the record as JSON")
+
+    sp = sub.add_parser("import", help="store .eml files, a folder of them, an mbox or a Maildir")
+    sp.add_argument("path", type=Path)
+
+    sp = sub.add_parser("list", help="list stored records")
+    sp.add_argument("--status", help="only records with this status")
+    sp.add_argument("--kind", choices=["evidence", "automatic"], help="only records of this kind")
+    sp.add_argument("--json", action="store_true", help="print a JSON array of records")
+
+    sp = sub.add_parser("show", help="show one record by reference")
+    sp.add_argument("reference")
+    sp.add_argument("--json", action="store_true", help="print the record as JSON")
+
+    sp = sub.add_parser("export", help="export records")
+    sp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    sp.add_argument("--status", help="only records with this status")
+    sp.add_argument("-o", "--output", type=Path, help="write to FILE instead of standard output")
+
+    sp = sub.add_parser("db", help="database administration")
+    dbsub = sp.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=_Parser)
+    dbsub.add_parser("upgrade", help="create or migrate the schema to the latest version")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from bot.settings import load_settings
+
+        settings = load_settings()
+        # The service logs at the configured level; one-shot commands speak only of trouble.
+        level = settings.log_level.upper() if args.command == "serve" else "WARNING"
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from bot import commands
+
+        return commands.run(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        print(f"evidence-bot: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: Exception) -> str:
+    from sqlalchemy.exc import OperationalError
+
+    from bot.service import NotMigrated
+    from bot.settings import ConfigError
+
+    if isinstance(e, UserError | ConfigError | NotMigrated):
+        return str(e)
+    if isinstance(e, OperationalError):
+        first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        return f"database unavailable: {first}"
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unexpected failure'}"
+

@@ -1,0 +1,187 @@
+"""What each CLI command does; bot.cli turns arguments into these calls and errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.engine import Engine
+from tqdm import tqdm
+
+from bot import importing, intake
+from bot.cli import UserError
+from bot.convert import record_from_submission
+from bot.parsing.email_message import parse_email
+from bot.record import JSON_KEYS, EvidenceRecord
+from bot.settings import Settings
+from storage import repo
+from storage.db import make_engine, unit_of_work
+from storage.migrate import is_up_to_date, upgrade
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    handler = {
+        "serve": cmd_serve, "parse": cmd_parse, "import": cmd_import, "list": cmd_list,
+        "show": cmd_show, "export": cmd_export, "db": cmd_db,
+    }[args.command]
+    return handler(args, settings)
+
+
+def _print_json(obj: Any, out: IO[str] = sys.stdout) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.service import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    upgrade(settings.database_url)
+    print("database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    rec = parse_email(path.read_bytes(), reference_prefix=settings.reference_prefix)
+    if args.json:
+        _print_json(rec.to_json())
+    else:
+        _print_record(rec)
+    return 0
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = make_engine(settings.database_url)
+    if not is_up_to_date(engine):
+        raise UserError("the database is not migrated; run: evidence-bot db upgrade")
+    return engine
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    rcpt = settings.evidence_addresses[0]
+    stored = dupes = 0
+    try:
+        found = importing.messages(args.path)
+        total = importing.count(args.path)
+        for f in tqdm(found, total=total, unit="msg", desc="storing", file=sys.stderr, disable=None):
+            d = intake.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import")
+            _, created = intake.store_now(engine, d)
+            stored += created
+            dupes += not created
+    except importing.UnreadableMail as e:
+        raise UserError(str(e)) from None
+    kinds: dict[str, int] = {}
+    with tqdm(total=stored, unit="msg", desc="filing", file=sys.stderr, disable=None) as bar:
+        while True:
+            filed = intake.process_pending(engine, settings, limit=100)
+            if not filed:
+                break
+            for r in filed:
+                kinds[r.outcome] = kinds.get(r.outcome, 0) + 1
+            bar.update(len(filed))
+    detail = ", ".join(f"{n} {k.replace('_', '-')}" for k, n in sorted(kinds.items()))
+    print(f"imported {stored} message(s), skipped {dupes} duplicate(s)" + (f": {detail}" if detail else ""))
+    return 0
+
+
+def _records(settings: Settings, *, status: str | None = None, kind: str | None = None) -> Iterator[EvidenceRecord]:
+    engine = _engine(settings)
+    with unit_of_work(engine) as s:
+        subs = repo.list_submissions(s, status=status, kind=kind)
+        atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
+    for sub in subs:
+        yield record_from_submission(sub, atts.get(sub.id or 0, []))
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    recs = list(_records(settings, status=args.status, kind=args.kind))
+    if args.json:
+        _print_json([r.to_json() for r in recs])
+        return 0
+    if not recs:
+        print("no records" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    for r in recs:
+        when = r.received_at.strftime("%Y-%m-%d %H:%M") if r.received_at else "-"
+        ref = r.reference or "-"
+        title = (r.title or r.summary or "")[:60]
+        print(f"{ref:<11} {r.status or '-':<10} {r.kind:<9} {r.outcome:<8} {when}  {title}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    with unit_of_work(engine) as s:
+        sub = repo.get_submission(s, reference=args.reference.strip())
+        if sub is None:
+            raise UserError(f"no record with reference {args.reference}")
+        atts = repo.attachments_of(s, submission_ids=[sub.id or 0])
+        followups = repo.followups_of(s, submission_id=sub.id or 0)
+    rec = record_from_submission(sub, atts.get(sub.id or 0, []))
+    if args.json:
+        _print_json(rec.to_json())
+        return 0
+    _print_record(rec)
+    for fu in followups:
+        print(f"\n--- follow-up {fu.received_at:%Y-%m-%d %H:%M} from {fu.sender_email or '?'}: {fu.subject or ''}")
+        print((fu.body or "").strip())
+    return 0
+
+
+def _print_record(rec: EvidenceRecord) -> None:
+    d = rec.to_json()
+    for k in JSON_KEYS:
+        if k in ("body", "attachments", "summary") or d[k] in (None, ""):
+            continue
+        print(f"{k.replace('_', ' ').capitalize():<20} {d[k]}")
+    for a in rec.attachments:
+        print(f"{'Attachment':<20} {a.filename or '(unnamed)'} ({a.content_type}, {a.size} bytes)")
+    if rec.summary:
+        print(f"\nSummary\n{rec.summary}")
+    if rec.body:
+        print(f"\nEvidence\n{rec.body.strip()}")
+
+
+CSV_COLUMNS = [k for k in JSON_KEYS if k not in ("attachments",)] + ["attachment_names"]
+
+
+def _csv_rows(recs: Iterable[EvidenceRecord]) -> Iterator[dict[str, Any]]:
+    for r in recs:
+        d = r.to_json()
+        d["attachment_names"] = "; ".join(a.filename or "(unnamed)" for a in r.attachments)
+        d.pop("attachments")
+        yield d
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    recs = _records(settings, status=args.status)
+    buf: IO[str] = io.StringIO() if args.output else sys.stdout
+    if args.format == "jsonl":
+        for r in recs:
+            buf.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+    else:
+        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(_csv_rows(recs))
+    if args.output:
+        assert isinstance(buf, io.StringIO)
+        try:
+            args.output.write_text(buf.getvalue(), encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot write {args.output}: {e.strerror}") from None
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,198 @@
+"""The intake workflow shared by every door: store raw first, then parse, file and acknowledge.
+
+Storing and understanding are separate steps on purpose: a door answers only for the durable
+raw copy; parsing runs afterwards from that copy, so a parser bug can never lose a submission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot import acks
+from bot.convert import attachment_rows, submission_from_record
+from bot.parsing.email_message import parse_email
+from bot.record import EvidenceRecord, Kind, Status
+from bot.references import format_reference
+from bot.settings import Settings
+from storage import repo
+from storage.db import unit_of_work
+from storage.models import FollowUp, Inbound, Submission
+from storage.outbox import enqueue
+from storage.repo import InboundDraft
+
+log = logging.getLogger(__name__)
+
+# Headers that relays add on the way: two deliveries of one message differ only in these.
+_TRACE = re.compile(
+    rb"^(received|return-path|delivered-to|x-original-to|x-peer|x-mailfrom|x-rcptto|authentication-results"
+    rb"|arc-[a-z-]+|x-received|x-envelope-[a-z-]+|dkim-signature|x-google-smtp-source|x-ms-exchange-[a-z-]+)\s*:",
+    re.IGNORECASE,
+)
+_MSGID = re.compile(rb"^message-id\s*:\s*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def split_head(raw: bytes) -> tuple[bytes, bytes]:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = raw.find(sep)
+        if i >= 0:
+            return raw[:i], raw[i + len(sep):]
+    return raw, b""
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The Message-ID header as written (angle brackets kept), found without a full parse."""
+    head, _ = split_head(raw)
+    m = _MSGID.search(head)
+    if not m:
+        return None
+    value = re.sub(rb"\s+", b" ", m.group(1)).strip().decode("ascii", "replace")
+    return value or None
+
+
+def dedupe_key(raw: bytes) -> str:
+    """Same Message-ID and same content -> same key; trace headers and line endings don't count."""
+    head, body = split_head(raw.replace(b"\r\n", b"\n"))
+    h = hashlib.sha256()
+    lines = re.split(rb"\n(?![ \t])", head)
+    for line in lines:
+        if not _TRACE.match(line):
+            h.update(line + b"\n")
+    h.update(b"\n")
+    h.update(body.rstrip(b"\n"))
+    return h.hexdigest()
+
+
+def draft(
+    raw: bytes, *, envelope_from: str | None, rcpts: Sequence[str], peer: str | None = None
+) -> InboundDraft:
+    return InboundDraft(
+        raw=raw,
+        dedupe_key=dedupe_key(raw),
+        message_id=message_id_of(raw),
+        envelope_from=envelope_from,
+        envelope_to=tuple(rcpts),
+        peer=peer,
+    )
+
+
+@dataclass(frozen=True)
+class Filed:
+    inbound_id: int
+    outcome: str  # evidence | follow_up | automatic | duplicate-work | failed
+    reference: str | None = None
+
+
+def _parse(inbound: Inbound, settings: Settings) -> tuple[EvidenceRecord | None, str | None]:
+    try:
+        rec = parse_email(
+            inbound.raw,
+            reference_prefix=settings.reference_prefix,
+            received_at=inbound.received_at,
+            envelope_from=inbound.envelope_from,
+        )
+        rec.received_at = inbound.received_at
+        return rec, None
+    except Exception as exc:  # a parser bug must not lose the message: keep it, marked
+        log.exception("parsing inbound %s failed", inbound.id)
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _fallback_record(inbound: Inbound) -> EvidenceRecord:
+    """What we can say of a message the parser could not read: who sent it, and when."""
+    return EvidenceRecord(
+        message_id=inbound.message_id,
+        submitter_email=(inbound.envelope_from or None),
+        received_at=inbound.received_at,
+        body=None,
+        summary="(the message could not be parsed; the raw copy is stored)",
+    )
+
+
+def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> Filed | None:
+    """Parses one stored message and files it. Parsing happens outside any transaction."""
+    with unit_of_work(engine) as s:
+        inbound = repo.get_inbound(s, inbound_id=inbound_id)
+        if inbound is None or inbound.state != "received":
+            return None
+        s.expunge(inbound)
+    rec, error = _parse(inbound, settings)
+    with unit_of_work(engine) as s:
+        if not repo.claim_inbound(s, inbound_id=inbound_id, state="failed" if error else "processed", error=error):
+            return None  # another process filed it meanwhile
+        if rec is None:
+            rec = _fallback_record(inbound)
+        return _file(s, settings, inbound, rec, error)
+
+
+def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None) -> Filed:
+    assert inbound.id is not None
+    if rec.kind == Kind.FOLLOW_UP and rec.in_reply_to_reference:
+        parent = repo.get_submission(s, reference=rec.in_reply_to_reference)
+        if parent is not None and parent.id is not None:
+            fu = FollowUp(
+                submission_id=parent.id,
+                inbound_id=inbound.id,
+                message_id=rec.message_id,
+                sender_email=rec.submitter_email,
+                sender_name=rec.submitter_name,
+                subject=rec.title,
+                body=rec.body,
+                received_at=inbound.received_at,
+            )
+            repo.add_followup(s, followup=fu, attachments=attachment_rows(rec))
+            return Filed(inbound.id, "follow_up", parent.reference)
+        rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
+    sub = submission_from_record(rec)
+    sub.inbound_id = inbound.id
+    sub.parse_error = error
+    if rec.kind == Kind.AUTOMATIC:
+        sub.status = Status.FILED
+    else:
+        sub.ref_no = repo.next_counter(s, name="reference")
+        sub.reference = format_reference(settings.reference_prefix, sub.ref_no)
+        sub.status = Status.RECEIVED
+    repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
+    if rec.kind != Kind.AUTOMATIC:
+        _enqueue_ack(s, settings, sub, inbound, rec)
+    return Filed(inbound.id, str(rec.kind), sub.reference)
+
+
+def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbound, rec: EvidenceRecord) -> None:
+    to = acks.recipient(rec, inbound.envelope_from)
+    why_not = acks.why_not_acknowledge(rec, inbound.envelope_from, to)
+    if why_not is None and to is not None:
+        sent = repo.count_recent_outbox(s, kind=acks.KIND, recipient=to, since=timedelta(hours=1))
+        if sent >= settings.acks_per_sender_per_hour:
+            why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
+    if why_not is not None or to is None:
+        log.info("%s: no acknowledgement (%s)", sub.reference, why_not)
+        return
+    payload = acks.build(settings, sub, to=to, original_message_id=rec.message_id)
+    enqueue(s, key=f"ack:{sub.reference}", kind=acks.KIND, payload=payload, submission_id=sub.id, recipient=to)
+
+
+def process_pending(engine: Engine, settings: Settings, *, limit: int = 50) -> list[Filed]:
+    """Files every stored message still waiting (after a crash, or new), oldest first."""
+    with unit_of_work(engine) as s:
+        ids = repo.pending_inbound_ids(s, limit=limit)
+    done = []
+    for i in ids:
+        res = process_inbound(engine, settings, inbound_id=i)
+        if res is not None:
+            done.append(res)
+    return done
+
+
+def store_now(engine: Engine, d: InboundDraft) -> tuple[int, bool]:
+    """Stores one draft in its own transaction (the CLI import; the SMTP door batches instead)."""
+    with unit_of_work(engine) as s:
+        return repo.insert_inbound(s, draft=d)
+

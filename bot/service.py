@@ -1,0 +1,130 @@
+"""The running service: the SMTP door, the processor and the outbox worker on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from bot.intake import process_pending
+from bot.settings import Settings
+from bot.worker import OutboxWorker
+from handlers.smtp import EvidenceHandler, protocol_factory, tls_context
+from storage.db import make_engine
+from storage.migrate import is_up_to_date
+from storage.writer import GroupCommitter, Stored
+
+log = logging.getLogger(__name__)
+
+
+class NotMigrated(Exception):
+    """The database schema is missing or old; the message says what to run."""
+
+
+class Service:
+    """Start with `async with Service(settings) as svc:`; `svc.smtp_port` is the bound port."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None, smtp: bool = True) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        self.want_smtp = smtp
+        self.committer = GroupCommitter(self.engine)
+        self.worker = OutboxWorker(self.engine, settings)
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wake_processor = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def smtp_port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        if not await asyncio.to_thread(is_up_to_date, self.engine):
+            raise NotMigrated("the database is not migrated; run: evidence-bot db upgrade")
+        loop = asyncio.get_running_loop()
+        self.committer.start()
+        self._tasks.append(loop.create_task(self._process_loop(), name="processor"))
+        self._tasks.append(loop.create_task(self.worker.run(self._stopping), name="outbox-worker"))
+        if self.want_smtp:
+            s = self.settings
+            handler = EvidenceHandler(addresses=s.evidence_addresses, committer=self.committer,
+                                      on_stored=self._stored)
+            tls = tls_context(str(s.smtp_tls_cert), str(s.smtp_tls_key)) if s.smtp_tls_cert else None
+            factory = protocol_factory(handler, max_connections=s.smtp_max_connections,
+                                       data_size_limit=s.max_message_bytes, hostname=s.smtp_hostname,
+                                       tls_context=tls)
+            self._server = await loop.create_server(factory, host=s.smtp_host, port=s.smtp_port)
+            log.info("SMTP door listening on %s:%d for %s", s.smtp_host, self.smtp_port,
+                     ", ".join(s.evidence_addresses))
+
+    def _stored(self, stored: Stored) -> None:
+        if stored.created:
+            self._wake_processor.set()
+
+    async def _process_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake_processor.clear()
+            try:
+                filed = await asyncio.to_thread(process_pending, self.engine, self.settings)
+            except Exception:
+                log.exception("processing stored messages failed; trying again shortly")
+                filed = []
+            for f in filed:
+                log.info("filed message %d as %s %s", f.inbound_id, f.outcome, f.reference or "")
+            if filed:
+                self.worker.wake()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_processor.wait(), timeout=2.0)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            # Sessions mid-DATA finish their commit before we go (committer.stop drains the queue).
+        await self.committer.stop()
+        # Let the loops finish the pass they are in: cancelling them would leave a worker thread
+        # holding a database connection (and possibly a claimed outbox lease) behind.
+        self._stopping.set()
+        self._wake_processor.set()
+        self.worker.wake()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=30)
+            for t in pending:
+                t.cancel()
+            for t in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        self._tasks.clear()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=5)
+            self._server = None
+        self.engine.dispose()
+
+    async def __aenter__(self) -> Service:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """Runs until SIGINT or SIGTERM, then stops gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Service(settings):
+        await stop.wait()
+        log.info("stopping")

@@ -1,0 +1,87 @@
+"""The outbox worker: performs queued side effects (acknowledgements now; Slack posts later)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.engine import Engine
+
+from bot import acks, delivery
+from bot.settings import Settings
+from storage import outbox
+
+log = logging.getLogger(__name__)
+
+Performer = Callable[[outbox.Claimed], Awaitable[str]]
+
+
+class OutboxWorker:
+    """Claims due items, performs them, records the result. Safe to run in several processes."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, poll: float = 1.0) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.poll = poll
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._performers: dict[str, Performer] = {}
+        if settings.relay_url:
+            self._performers[acks.KIND] = self._send_ack
+        self._warned_queued = -1
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _send_ack(self, item: outbox.Claimed) -> str:
+        assert self.settings.relay_url
+        return await asyncio.to_thread(delivery.send, self.settings.relay_url, item.payload)
+
+    async def run_once(self) -> int:
+        """One pass over what is due; returns how many items it finished."""
+        if not self._performers:
+            await asyncio.to_thread(self._report_queued)
+            return 0
+        items = await asyncio.to_thread(
+            outbox.claim_due, self.engine, worker=self.worker_id, kinds=list(self._performers)
+        )
+        for item in items:
+            try:
+                result = await self._performers[item.kind](item)
+            except delivery.PermanentFailure as e:
+                log.warning("outbox %s (%s) failed for good: %s", item.id, item.key, e)
+                await asyncio.to_thread(outbox.mark_failed, self.engine, item=item, worker=self.worker_id,
+                                        error=str(e), permanent=True)
+            except Exception as e:  # temporary: network, relay 4xx, anything unexpected
+                log.warning("outbox %s (%s) will be retried: %s", item.id, item.key, e)
+                await asyncio.to_thread(outbox.mark_failed, self.engine, item=item, worker=self.worker_id,
+                                        error=str(e))
+            else:
+                await asyncio.to_thread(outbox.mark_done, self.engine, item_id=item.id, worker=self.worker_id,
+                                        result=result)
+        return len(items)
+
+    def _report_queued(self) -> None:
+        counts = outbox.count_by_status(self.engine, kind=acks.KIND)
+        queued = counts.get("pending", 0)
+        if queued != self._warned_queued:
+            self._warned_queued = queued
+            if queued:
+                log.info("%d acknowledgement(s) queued; set EVIDENCE_RELAY_URL to send them", queued)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed; trying again shortly")
+                n = 0
+            if n or stopping.is_set():
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)

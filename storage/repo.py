@@ -1,0 +1,172 @@
+"""The repository: every read and write of evidence goes through these keyword-only functions.
+
+Each takes the session of the caller's unit of work; none commits, so a caller can make several
+changes (a record, its attachments and its acknowledgement) land together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from storage.models import Attachment, Counter, FollowUp, Inbound, OutboxItem, Submission, utcnow
+
+
+@dataclass(frozen=True)
+class InboundDraft:
+    """A message as a door received it, before it is stored."""
+
+    raw: bytes
+    dedupe_key: str
+    message_id: str | None
+    envelope_from: str | None
+    envelope_to: Sequence[str]
+    peer: str | None = None
+    channel: str = "email"
+    received_at: datetime | None = None
+
+
+def _insert_ignore(session: Session, table: type, values: dict, conflict: str) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the id, or None when the row existed."""
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=[conflict]).returning(table.id)  # type: ignore[attr-defined]
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def insert_inbound(session: Session, *, draft: InboundDraft) -> tuple[int, bool]:
+    """Store one raw message; returns (id, created). A duplicate returns the first copy's id."""
+    new_id = _insert_ignore(
+        session,
+        Inbound,
+        {
+            "channel": draft.channel,
+            "dedupe_key": draft.dedupe_key,
+            "message_id": draft.message_id,
+            "envelope_from": draft.envelope_from,
+            "envelope_to": ",".join(draft.envelope_to),
+            "peer": draft.peer,
+            "size": len(draft.raw),
+            "raw": draft.raw,
+            "received_at": draft.received_at or utcnow(),
+            "state": "received",
+        },
+        "dedupe_key",
+    )
+    if new_id is not None:
+        return new_id, True
+    existing = session.exec(select(Inbound.id).where(Inbound.dedupe_key == draft.dedupe_key)).one()
+    assert existing is not None
+    return existing, False
+
+
+def pending_inbound_ids(session: Session, *, limit: int = 50) -> list[int]:
+    stmt = select(Inbound.id).where(Inbound.state == "received").order_by(col(Inbound.id)).limit(limit)
+    return [i for i in session.exec(stmt).all() if i is not None]
+
+
+def get_inbound(session: Session, *, inbound_id: int) -> Inbound | None:
+    return session.get(Inbound, inbound_id)
+
+
+def claim_inbound(session: Session, *, inbound_id: int, state: str, error: str | None = None) -> bool:
+    """Move a received message to its final state; False when another worker got there first."""
+    res = session.execute(
+        update(Inbound)
+        .where(col(Inbound.id) == inbound_id, col(Inbound.state) == "received")
+        .values(state=state, error=error, processed_at=utcnow())
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def next_counter(session: Session, *, name: str) -> int:
+    """Atomically increments and returns a named counter (row-locked on PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(Counter) if dialect == "postgresql" else sqlite.insert(Counter)
+    stmt = (
+        ins.values(name=name, value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": col(Counter.value) + 1})
+        .returning(col(Counter.value))
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def add_submission(session: Session, *, submission: Submission, attachments: Sequence[Attachment] = ()) -> Submission:
+    session.add(submission)
+    session.flush()
+    for pos, a in enumerate(attachments):
+        a.submission_id = submission.id  # type: ignore[assignment]
+        a.position = pos
+        session.add(a)
+    session.flush()
+    return submission
+
+
+def add_followup(
+    session: Session, *, followup: FollowUp, attachments: Sequence[Attachment] = ()
+) -> FollowUp:
+    session.add(followup)
+    session.flush()
+    for pos, a in enumerate(attachments):
+        a.submission_id = followup.submission_id
+        a.followup_id = followup.id
+        a.position = pos
+        session.add(a)
+    session.flush()
+    return followup
+
+
+def get_submission(
+    session: Session, *, reference: str | None = None, submission_id: int | None = None
+) -> Submission | None:
+    if submission_id is not None:
+        return session.get(Submission, submission_id)
+    if reference is None:
+        return None
+    return session.exec(select(Submission).where(func.upper(Submission.reference) == reference.upper())).first()
+
+
+def list_submissions(
+    session: Session, *, status: str | None = None, kind: str | None = None, limit: int | None = None
+) -> list[Submission]:
+    stmt = select(Submission).order_by(col(Submission.id))
+    if status:
+        stmt = stmt.where(Submission.status == status)
+    if kind:
+        stmt = stmt.where(Submission.kind == kind)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(session.exec(stmt).all())
+
+
+def attachments_of(session: Session, *, submission_ids: Sequence[int]) -> dict[int, list[Attachment]]:
+    out: dict[int, list[Attachment]] = {i: [] for i in submission_ids}
+    if not submission_ids:
+        return out
+    stmt = (
+        select(Attachment)
+        .where(col(Attachment.submission_id).in_(submission_ids), col(Attachment.followup_id).is_(None))
+        .order_by(col(Attachment.submission_id), col(Attachment.position))
+    )
+    for a in session.exec(stmt).all():
+        out[a.submission_id].append(a)
+    return out
+
+
+def followups_of(session: Session, *, submission_id: int) -> list[FollowUp]:
+    stmt = select(FollowUp).where(FollowUp.submission_id == submission_id).order_by(col(FollowUp.id))
+    return list(session.exec(stmt).all())
+
+
+def count_recent_outbox(session: Session, *, kind: str, recipient: str, since: timedelta) -> int:
+    stmt = select(func.count()).select_from(OutboxItem).where(
+        OutboxItem.kind == kind,
+        func.lower(OutboxItem.recipient) == recipient.lower(),
+        col(OutboxItem.created_at) >= utcnow() - since,
+    )
+    return int(session.exec(stmt).one())

@@ -1,0 +1,66 @@
+"""Fixtures: a migrated database per test (SQLite file, and PostgreSQL when TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings
+from storage.db import make_engine
+from storage.migrate import upgrade
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+PG_SKIP = "PostgreSQL tests need TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A freshly migrated database of each kind the machine has."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/evidence.db"
+    else:
+        if not PG_URL:
+            pytest.skip(PG_SKIP)
+        url = Settings.model_validate({"DATABASE_URL": PG_URL}).database_url
+        _reset_postgres(url)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    e = make_engine(db_url)
+    yield e
+    e.dispose()
+
+
+def make_settings(db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "DATABASE_URL": db_url,
+        "EVIDENCE_ADDRESSES": "evidence@localhost,evidence@example.org",
+        "EVIDENCE_SMTP_HOST": "127.0.0.1",
+        "EVIDENCE_SMTP_PORT": 0,
+        "EVIDENCE_FROM_ADDRESS": "evidence@example.org",
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
