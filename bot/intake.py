@@ -152,7 +152,9 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
     sub = submission_from_record(rec)
     sub.inbound_id = inbound.id
-    sub.parse_error = error
+    # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
+    # either way the record is kept and flagged for a human to look at the raw copy.
+    sub.parse_error = error or ("; ".join(rec.parse_warnings)[:2000] or None)
     if rec.kind == Kind.AUTOMATIC:
         sub.status = Status.FILED
     else:

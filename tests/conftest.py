@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings
@@ -28,15 +29,34 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def pg_session_url() -> Iterator[str]:
+    """A database of this test session's own on the TEST_DATABASE_URL server, dropped at the end.
+
+    Two test runs against one server (a developer and CI, or parallel agents) never meet.
+    """
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    base = make_url(Settings.model_validate({"DATABASE_URL": PG_URL}).database_url)
+    name = f"evidence_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A freshly migrated database of each kind the machine has."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/evidence.db"
     else:
-        if not PG_URL:
-            pytest.skip(PG_SKIP)
-        url = Settings.model_validate({"DATABASE_URL": PG_URL}).database_url
+        url = request.getfixturevalue("pg_session_url")
         _reset_postgres(url)
     upgrade(url)
     return url

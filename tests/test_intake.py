@@ -1,0 +1,85 @@
+"""The intake workflow without a network: store raw, file, and what happens when parsing fails."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from bot import intake
+from bot.settings import Settings
+from storage.db import unit_of_work
+from storage.models import Inbound, OutboxItem, Submission
+
+GOOD = (
+    b"From: Ann Example <ann@example.org>\r\nTo: evidence@localhost\r\nSubject: Evidence: waste\r\n"
+    b"Message-ID: <w-1@example.org>\r\n\r\nPublic body: Kent County Council\r\nSupplier: Veolia\r\n"
+    b"Outcome: success\r\n\r\nCollections were more reliable.\r\n"
+)
+
+
+def test_message_id_and_dedupe_key_ignore_transport_differences() -> None:
+    assert intake.message_id_of(GOOD) == "<w-1@example.org>"
+    relayed = b"Received: from mx.example.org by us\r\n\tfor <evidence@localhost>\r\n" + GOOD
+    assert intake.dedupe_key(relayed) == intake.dedupe_key(GOOD)
+    assert intake.dedupe_key(GOOD.replace(b"\r\n", b"\n")) == intake.dedupe_key(GOOD)
+    assert intake.dedupe_key(GOOD.replace(b"reliable", b"late")) != intake.dedupe_key(GOOD)
+    assert intake.message_id_of(b"Subject: none\r\n\r\nbody") is None
+
+
+def test_broken_mime_is_kept_and_flagged(engine: Engine, settings: Settings) -> None:
+    raw = (
+        b"From: Bob <bob@example.org>\r\nSubject: Evidence\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="nothere"\r\n\r\nno boundary ever appears\r\n'
+    )
+    intake.store_now(engine, intake.draft(raw, envelope_from="bob@example.org", rcpts=["evidence@localhost"]))
+    filed = intake.process_pending(engine, settings)
+    assert [f.outcome for f in filed] == ["evidence"]
+    with unit_of_work(engine) as s:
+        sub = s.execute(select(Submission)).scalar_one()
+    assert sub.reference == "EV-000001" and sub.submitter_email == "bob@example.org"
+    assert sub.parse_error and "defect" in sub.parse_error.lower()
+
+
+def test_a_parser_crash_never_loses_the_message(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A parser bug cannot be produced on demand, so this one is injected.
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    monkeypatch.setattr(intake, "parse_email", broken)
+    filed = intake.process_pending(engine, settings)
+    assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001")]
+    with unit_of_work(engine) as s:
+        inbound = s.execute(select(Inbound)).scalar_one()
+        sub = s.execute(select(Submission)).scalar_one()
+        acks = s.execute(select(OutboxItem)).scalars().all()
+    assert inbound.state == "failed" and inbound.raw == GOOD
+    assert sub.parse_error == "RecursionError: maximum recursion depth exceeded"
+    assert sub.message_id == "<w-1@example.org>" and sub.submitter_email == "ann@example.org"
+    assert len(acks) == 1  # the sender still learns the reference their evidence is kept under
+
+
+def test_processing_twice_files_once(engine: Engine, settings: Settings) -> None:
+    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    with unit_of_work(engine) as s:
+        (inbound_id,) = s.execute(select(Inbound.id)).scalars().all()
+    first = intake.process_inbound(engine, settings, inbound_id=inbound_id)
+    second = intake.process_inbound(engine, settings, inbound_id=inbound_id)
+    assert first is not None and first.reference == "EV-000001"
+    assert second is None
+    with unit_of_work(engine) as s:
+        assert len(s.execute(select(Submission)).scalars().all()) == 1
+        assert len(s.execute(select(OutboxItem)).scalars().all()) == 1
+
+
+def test_reference_numbers_skip_automatic_mail(engine: Engine, settings: Settings) -> None:
+    auto = GOOD.replace(b"Subject: Evidence: waste", b"Auto-Submitted: auto-replied\r\nSubject: Away")
+    for raw in [GOOD, auto, GOOD.replace(b"w-1@", b"w-2@")]:
+        intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.process_pending(engine, settings)
+    with unit_of_work(engine) as s:
+        rows = s.execute(select(Submission.kind, Submission.reference).order_by(Submission.id)).all()
+    assert [tuple(r) for r in rows] == [("evidence", "EV-000001"), ("automatic", None), ("evidence", "EV-000002")]
