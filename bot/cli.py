@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        if level != "DEBUG":
+            # aiosmtpd logs every SMTP command at INFO: too much for an operator, and it names senders.
+            logging.getLogger("mail.log").setLevel(logging.WARNING)
         from bot import commands
 
         return commands.run(args, settings)
