@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--status", help="only records with this status")
     sp.add_argument("-o", "--output", type=Path, help="write to FILE instead of standard output")
 
+    sp = sub.add_parser("decide", help="approve, reject or ask for more information, as a reviewer")
+    sp.add_argument("reference")
+    sp.add_argument("decision", choices=["approve", "reject", "needs-info"])
+    sp.add_argument("--as", dest="actor", required=True, metavar="NAME", help="the reviewer deciding")
+    sp.add_argument("--reason", help="required to reject; the question, for needs-info")
+
+    sp = sub.add_parser("audit", help="the review trail of one record")
+    sp.add_argument("reference")
+    sp.add_argument("--json", action="store_true")
+
     sp = sub.add_parser("db", help="database administration")
     dbsub = sp.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=_Parser)
     dbsub.add_parser("upgrade", help="create or migrate the schema to the latest version")
@@ -88,10 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _one_line(e: Exception) -> str:
     from sqlalchemy.exc import OperationalError
 
+    from bot.review import ReviewError
     from bot.service import NotMigrated
     from bot.settings import ConfigError
 
-    if isinstance(e, UserError | ConfigError | NotMigrated):
+    if isinstance(e, UserError | ConfigError | NotMigrated | ReviewError):
         return str(e)
     if isinstance(e, OperationalError):
         first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)

@@ -29,7 +29,7 @@ from storage.migrate import is_up_to_date, upgrade
 def run(args: argparse.Namespace, settings: Settings) -> int:
     handler = {
         "serve": cmd_serve, "parse": cmd_parse, "import": cmd_import, "list": cmd_list,
-        "show": cmd_show, "export": cmd_export, "db": cmd_db,
+        "show": cmd_show, "export": cmd_export, "db": cmd_db, "decide": cmd_decide, "audit": cmd_audit,
     }[args.command]
     return handler(args, settings)
 
@@ -184,4 +184,38 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as e:
             raise UserError(f"cannot write {args.output}: {e.strerror}") from None
         print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.decisions import decide
+    from bot.review import Action
+
+    action = Action.parse(args.decision)
+    assert action is not None  # argparse's choices already refused anything else
+    actor = args.actor.strip()
+    if not actor:
+        raise UserError("--as needs the reviewer's name")
+    d = decide(_engine(settings), settings, reference=args.reference.strip(), action=action,
+               actor=f"cli:{actor}", reason=args.reason)
+    print(f"{d.reference} is now {d.status.replace('_', ' ')} (by {actor})")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    with unit_of_work(engine) as s:
+        sub = repo.get_submission(s, reference=args.reference.strip())
+        if sub is None or sub.id is None:
+            raise UserError(f"no record with reference {args.reference}")
+        rows = repo.audit_of(s, submission_id=sub.id)
+    if args.json:
+        _print_json([{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "reason": r.reason,
+                      "before": json.loads(r.before) if r.before else None,
+                      "after": json.loads(r.after) if r.after else None} for r in rows])
+        return 0
+    if not rows:
+        print(f"{sub.reference}: no review actions yet")
+    for r in rows:
+        print(f"{r.at:%Y-%m-%d %H:%M} {r.actor:<20} {r.action:<10} {r.reason or ''}")
     return 0

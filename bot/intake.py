@@ -30,6 +30,11 @@ from storage.repo import InboundDraft
 
 log = logging.getLogger(__name__)
 
+# Outbox kinds for Slack; performed by the Slack worker when Slack is configured, queued otherwise.
+SLACK_SUMMARY = "slack_summary"
+SLACK_UPDATE = "slack_update"
+SLACK_THREAD = "slack_thread"
+
 # Headers that relays add on the way: two deliveries of one message differ only in these.
 _TRACE = re.compile(
     rb"^(received|return-path|delivered-to|x-original-to|x-peer|x-mailfrom|x-rcptto|authentication-results"
@@ -148,6 +153,7 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
                 received_at=inbound.received_at,
             )
             repo.add_followup(s, followup=fu, attachments=attachment_rows(rec))
+            _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")
             return Filed(inbound.id, "follow_up", parent.reference)
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
     sub = submission_from_record(rec)
@@ -164,7 +170,28 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
     repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
     if rec.kind != Kind.AUTOMATIC:
         _enqueue_ack(s, settings, sub, inbound, rec)
+        enqueue_summary(s, sub)
     return Filed(inbound.id, str(rec.kind), sub.reference)
+
+
+def enqueue_summary(s: Session, sub: Submission) -> None:
+    """Every new evidence record, whatever its door, gets one summary in the review channel."""
+    enqueue(s, key=f"{SLACK_SUMMARY}:{sub.reference}", kind=SLACK_SUMMARY, payload={"reference": sub.reference},
+            submission_id=sub.id)
+
+
+def _after_followup(s: Session, parent: Submission, fu: FollowUp, *, actor: str) -> None:
+    """A follow-up shows under the summary; an answer to "needs info" puts the record back in review."""
+    assert parent.id is not None
+    if parent.status == Status.NEEDS_INFO and repo.set_status_if(
+        s, submission_id=parent.id, expected=Status.NEEDS_INFO, values={"status": Status.RECEIVED}
+    ):
+        repo.add_audit(s, submission_id=parent.id, actor=actor, action="info_received",
+                       before={"status": "needs_info"}, after={"status": "received"})
+        enqueue(s, key=f"{SLACK_UPDATE}:{parent.reference}:fu{fu.id}", kind=SLACK_UPDATE,
+                payload={"reference": parent.reference}, submission_id=parent.id)
+    enqueue(s, key=f"{SLACK_THREAD}:{parent.reference}:{fu.id}", kind=SLACK_THREAD,
+            payload={"reference": parent.reference, "followup_id": fu.id}, submission_id=parent.id)
 
 
 def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbound, rec: EvidenceRecord) -> None:

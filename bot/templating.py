@@ -6,11 +6,13 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from bot import mrkdwn
+
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     # Autoescape the HTML templates only; StrictUndefined turns a typo into an error, not a blank.
-    return Environment(
+    env = Environment(
         loader=PackageLoader("templates", ""),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=StrictUndefined,
@@ -18,6 +20,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["mrkdwn"] = mrkdwn.escape
+    return env
 
 
 def render(template: str, /, **context: object) -> str:

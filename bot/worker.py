@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.engine import Engine
 
 from bot import acks, delivery
+from bot.decisions import EMAIL
 from bot.settings import Settings
 from storage import outbox
 
@@ -31,13 +32,15 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._performers: dict[str, Performer] = {}
         if settings.relay_url:
-            self._performers[acks.KIND] = self._send_ack
+            # Receipts and decision notices are both plain e-mails fixed at enqueue time.
+            self._performers[acks.KIND] = self._send_email
+            self._performers[EMAIL] = self._send_email
         self._warned_queued = -1
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def _send_ack(self, item: outbox.Claimed) -> str:
+    async def _send_email(self, item: outbox.Claimed) -> str:
         assert self.settings.relay_url
         return await asyncio.to_thread(delivery.send, self.settings.relay_url, item.payload)
 

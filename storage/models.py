@@ -70,6 +70,13 @@ class Submission(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Review: who decided what and why, and where the review summary lives in Slack.
+    slack_user_id: str | None = Field(default=None, max_length=32, index=True)
+    decided_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    decided_at: datetime | None = None
+    decision_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    review_channel: str | None = Field(default=None, max_length=32)
+    review_ts: str | None = Field(default=None, max_length=32)
 
 
 class Attachment(SQLModel, table=True):
@@ -138,3 +145,18 @@ class Counter(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     value: int = 0
+
+
+class Audit(SQLModel, table=True):
+    """Append-only trail of every review action: who, when, what, and the fields before and after."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    actor: str = Field(sa_column=Column(Text, nullable=False))
+    action: str = Field(max_length=32)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    at: datetime = Field(default_factory=utcnow)

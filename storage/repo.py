@@ -6,6 +6,7 @@ changes (a record, its attachments and its acknowledgement) land together or not
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from storage.models import Attachment, Counter, FollowUp, Inbound, OutboxItem, Submission, utcnow
+from storage.models import Attachment, Audit, Counter, FollowUp, Inbound, OutboxItem, Submission, utcnow
 
 
 @dataclass(frozen=True)
@@ -170,3 +171,44 @@ def count_recent_outbox(session: Session, *, kind: str, recipient: str, since: t
         col(OutboxItem.created_at) >= utcnow() - since,
     )
     return int(session.exec(stmt).one())
+
+
+def set_status_if(
+    session: Session, *, submission_id: int, expected: str, values: dict[str, object]
+) -> bool:
+    """Compare-and-set on the status: True only for the one writer that saw `expected` first."""
+    res = session.execute(
+        update(Submission)
+        .where(col(Submission.id) == submission_id, col(Submission.status) == expected)
+        .values(updated_at=utcnow(), **values)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def update_submission(session: Session, *, submission_id: int, values: dict[str, object]) -> None:
+    session.execute(update(Submission).where(col(Submission.id) == submission_id).values(updated_at=utcnow(), **values))
+
+
+def add_audit(
+    session: Session,
+    *,
+    submission_id: int,
+    actor: str,
+    action: str,
+    reason: str | None = None,
+    before: dict[str, object] | None = None,
+    after: dict[str, object] | None = None,
+) -> Audit:
+    row = Audit(
+        submission_id=submission_id, actor=actor, action=action, reason=reason,
+        before=json.dumps(before, default=str, ensure_ascii=False) if before is not None else None,
+        after=json.dumps(after, default=str, ensure_ascii=False) if after is not None else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def audit_of(session: Session, *, submission_id: int) -> list[Audit]:
+    stmt = select(Audit).where(Audit.submission_id == submission_id).order_by(col(Audit.id))
+    return list(session.exec(stmt).all())

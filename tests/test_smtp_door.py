@@ -25,6 +25,8 @@ from storage.models import FollowUp, Inbound, OutboxItem, Submission
 from tests.conftest import make_settings
 from tests.support.sink import Sink
 
+ACK = OutboxItem.kind == "ack_email"
+
 
 def evidence(i: int = 1, *, sender: str = "ann@example.org", subject: str | None = None, **headers: str) -> bytes:
     m = EmailMessage()
@@ -191,7 +193,7 @@ async def test_automatic_mail_is_filed_and_never_acknowledged(service: Service, 
     assert kinds == ["automatic", "automatic", "evidence"]  # a null sender is a bounce: automatic
     await asyncio.sleep(0.5)
     assert sink.messages == []
-    assert count(service.engine, OutboxItem) == 0
+    assert count(service.engine, OutboxItem, ACK) == 0
 
 
 async def test_acknowledgements_are_rate_limited_per_sender(db_url: str, sink: Sink) -> None:
@@ -208,11 +210,11 @@ async def test_acknowledgements_are_rate_limited_per_sender(db_url: str, sink: S
 async def test_without_a_relay_acknowledgements_wait_in_the_outbox(db_url: str, sink: Sink) -> None:
     async with Service(make_settings(db_url)) as svc:
         await send(svc.smtp_port, evidence(1))
-        await wait_for(lambda: count(svc.engine, OutboxItem, OutboxItem.status == "pending") == 1)
+        await wait_for(lambda: count(svc.engine, OutboxItem, ACK, OutboxItem.status == "pending") == 1)
     # Restarted with a relay, the queued receipt goes out once.
     async with Service(make_settings(db_url, EVIDENCE_RELAY_URL=sink.url)) as svc:
         await wait_for(lambda: len(sink.messages) == 1)
-        await wait_for(lambda: count(svc.engine, OutboxItem, OutboxItem.status == "done") == 1)
+        await wait_for(lambda: count(svc.engine, OutboxItem, ACK, OutboxItem.status == "done") == 1)
     async with Service(make_settings(db_url, EVIDENCE_RELAY_URL=sink.url)):
         await asyncio.sleep(1.0)
     assert len(sink.messages) == 1
@@ -221,9 +223,9 @@ async def test_without_a_relay_acknowledgements_wait_in_the_outbox(db_url: str, 
 async def test_relay_failure_is_retried_later_and_sent_once(service: Service, sink: Sink) -> None:
     sink.fail("451 4.3.0 try later")
     await send(service.smtp_port, evidence(1))
-    await wait_for(lambda: count(service.engine, OutboxItem, OutboxItem.attempts == 1) == 1)
+    await wait_for(lambda: count(service.engine, OutboxItem, ACK, OutboxItem.attempts == 1) == 1)
     with unit_of_work(service.engine) as s:
-        item = s.execute(select(OutboxItem)).scalar_one()
+        item = s.execute(select(OutboxItem).where(ACK)).scalar_one()
         assert item.status == "pending" and item.next_attempt_at > item.created_at
         assert "451" in (item.last_error or "")
         item.next_attempt_at = item.created_at  # the backoff has passed
@@ -231,7 +233,7 @@ async def test_relay_failure_is_retried_later_and_sent_once(service: Service, si
     sink.fail(None)
     service.worker.wake()
     await wait_for(lambda: len(sink.messages) == 1)
-    await wait_for(lambda: count(service.engine, OutboxItem, OutboxItem.status == "done") == 1)
+    await wait_for(lambda: count(service.engine, OutboxItem, ACK, OutboxItem.status == "done") == 1)
 
 
 async def test_database_full_answers_451_and_stores_nothing(tmp_path: Path) -> None:
