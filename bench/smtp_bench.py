@@ -1,0 +1,392 @@
+"""SMTP door benchmark: our door against plain aiosmtpd, same load, same machine.
+
+    python bench/smtp_bench.py [--clients 20] [--messages 2000] [--database-url URL]
+
+Throughput: N concurrent clients (Postfix's smtp-source if on PATH, else a raw asyncio SMTP
+client here) keep their connections open and send several messages per session to
+  (a) baseline: aiosmtpd's SMTP with a handler whose handle_DATA returns "250 OK" and does nothing;
+  (b) door:     bot.service.Service (SMTP door + group commit + processor + outbox, relay off)
+                on a fresh migrated SQLite file (or --database-url).
+Each server runs in its own subprocess, so the client never shares its event loop. The rate is
+messages answered 250 per second of wall time; the target is door/baseline >= 0.8 at 20 clients.
+
+Memory: one 20 MB message to a fresh server of each kind; the peak RSS (VmHWM, reset just
+before via /proc/PID/clear_refs) minus the RSS before the message. The door is measured with
+parsing held back (the target, <= 0.5x the message size on top of aiosmtpd's own, is about
+receiving and storing); the whole service, parsing included, is printed too. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bot/, storage/ are importable
+MAX_BYTES = 64 * 1024 * 1024
+RCPT = "evidence@localhost"
+
+
+# ---------------------------------------------------------------- servers (run in a subprocess)
+
+
+class _NullHandler:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+async def _serve(mode: str, database_url: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if mode == "baseline":
+        from aiosmtpd.smtp import SMTP
+
+        handler = _NullHandler()
+        # Same options as our door (handlers.smtp.protocol_factory) so only the handler differs.
+        server = await loop.create_server(
+            lambda: SMTP(handler, data_size_limit=MAX_BYTES, enable_SMTPUTF8=True, timeout=300),
+            "127.0.0.1", 0,
+        )
+        port = server.sockets[0].getsockname()[1]
+        print(f"READY {port}", flush=True)
+        await stop.wait()
+        server.close()
+        return
+
+    from bot.service import Service
+    from bot.settings import Settings
+
+    class DoorOnly(Service):
+        """The service with parsing held back: what the SMTP door itself costs."""
+
+        async def _process_loop(self) -> None:
+            await asyncio.Event().wait()
+
+    settings = Settings.model_validate({
+        "DATABASE_URL": database_url,
+        "EVIDENCE_ADDRESSES": RCPT,
+        "EVIDENCE_SMTP_HOST": "127.0.0.1",
+        "EVIDENCE_SMTP_PORT": 0,
+        "EVIDENCE_MAX_MESSAGE_BYTES": MAX_BYTES,
+        "EVIDENCE_SMTP_MAX_CONNECTIONS": 1000,
+    })
+    cls = DoorOnly if mode == "door-only" else Service
+    async with cls(settings) as svc:
+        print(f"READY {svc.smtp_port}", flush=True)
+        await stop.wait()
+
+
+@dataclass
+class Server:
+    mode: str
+    proc: subprocess.Popen[str]
+    port: int
+
+    @classmethod
+    def start(cls, mode: str, database_url: str) -> Server:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", mode, "--database-url", database_url],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY "):
+            proc.kill()
+            raise SystemExit(f"{mode} server did not start: {line!r}")
+        return cls(mode, proc, int(line.split()[1]))
+
+    def status(self, field: str) -> int:
+        """A /proc/PID/status field in bytes (VmRSS, VmHWM)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(field)
+
+    def reset_peak(self) -> bool:
+        try:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")  # 5: reset VmHWM to VmRSS
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------- load
+
+
+def make_message(i: int, run: str) -> bytes:
+    """A typical ~1.5 KB evidence e-mail; each one distinct so the door stores every one."""
+    body = (
+        f"Project: Payroll {i}\r\nPublic body: Exampleton Borough Council\r\nSupplier: Example Services Ltd\r\n"
+        "Contract value: \xa32m\r\nOutcome: Success\r\n\r\n"
+        + "The service improved after the move to the shared centre; complaints fell by a third.\r\n" * 12
+    )
+    head = (
+        f"From: Witness {i} <witness{i % 500}@example.org>\r\nTo: {RCPT}\r\n"
+        f"Subject: Evidence: shared payroll service {i}\r\nMessage-ID: <bench-{run}-{i}@example.org>\r\n"
+        "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    return (head + body).encode("utf-8")
+
+
+async def _reply(reader: asyncio.StreamReader) -> bytes:
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        if line[3:4] != b"-":
+            return line
+
+
+async def _expect(reader: asyncio.StreamReader, code: bytes) -> None:
+    line = await _reply(reader)
+    if not line.startswith(code):
+        raise RuntimeError(f"expected {code!r}, got {line!r}")
+
+
+async def _session(port: int, messages: list[bytes]) -> int:
+    """One connection sending its share of messages one after another, then QUIT."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    await _expect(reader, b"220")
+    writer.write(b"EHLO bench.example.org\r\n")
+    await _expect(reader, b"250")
+    sent = 0
+    for i, raw in enumerate(messages):
+        writer.write(f"MAIL FROM:<witness{i % 500}@example.org>\r\n".encode())
+        await _expect(reader, b"250")
+        writer.write(f"RCPT TO:<{RCPT}>\r\n".encode())
+        await _expect(reader, b"250")
+        writer.write(b"DATA\r\n")
+        await _expect(reader, b"354")
+        writer.write(raw + b"\r\n.\r\n")  # no line of ours starts with a dot: no stuffing needed
+        await _expect(reader, b"250")
+        sent += 1
+    writer.write(b"QUIT\r\n")
+    with contextlib.suppress(ConnectionError):
+        await _reply(reader)
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+    return sent
+
+
+async def _load(port: int, messages: list[bytes], clients: int) -> tuple[int, float]:
+    shares = [messages[k::clients] for k in range(clients)]
+    t0 = time.perf_counter()
+    counts = await asyncio.gather(*(_session(port, s) for s in shares if s))
+    return sum(counts), time.perf_counter() - t0
+
+
+def python_load(port: int, messages: list[bytes], clients: int) -> float:
+    n, secs = asyncio.run(_load(port, messages, clients))
+    return n / secs
+
+
+def smtp_source_load(port: int, count: int, clients: int) -> float:
+    """Postfix's smtp-source. Its messages are all alike, which our door stores once (dedupe)."""
+    exe = shutil.which("smtp-source")
+    assert exe
+    t0 = time.perf_counter()
+    subprocess.run(
+        [exe, "-s", str(clients), "-m", str(count), "-l", "1500", "-c", "-f", "witness@example.org",
+         "-t", RCPT, f"127.0.0.1:{port}"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return count / (time.perf_counter() - t0)
+
+
+def measure_rate(mode: str, database_url: str, args: argparse.Namespace, run: str) -> float:
+    server = Server.start(mode, database_url)
+    try:
+        warm = [make_message(10_000_000 + i, run + mode) for i in range(40)]
+        python_load(server.port, warm, 4)  # imports, connection pools, first commits
+        if args.client == "smtp-source":
+            return smtp_source_load(server.port, args.messages, args.clients)
+        msgs = [make_message(i, run + mode) for i in range(args.messages)]
+        return python_load(server.port, msgs, args.clients)
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- memory
+
+
+def big_message(size: int) -> bytes:
+    """A message of about `size` bytes: short text and a base64 attachment, CRLF lines."""
+    head = (
+        f"From: Witness <witness@example.org>\r\nTo: {RCPT}\r\nSubject: Evidence with a big scan\r\n"
+        f"Message-ID: <big-{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nProject: Payroll\r\nSee the scan.\r\n"
+        '--b1\r\nContent-Type: application/octet-stream; name="scan.bin"\r\n'
+        'Content-Disposition: attachment; filename="scan.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+    ).encode()
+    tail = b"--b1--\r\n"
+    line = b"QUJD" * 19 + b"\r\n"  # 78 bytes of base64 per line
+    n_lines = max(1, (size - len(head) - len(tail)) // len(line))
+    return head + line * n_lines + tail
+
+
+def _send(port: int, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as c:
+        c.sendmail("witness@example.org", [RCPT], raw)
+
+
+def _pending(database_url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM inbound WHERE state = 'received'")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Memory:
+    before: int
+    peak: int
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.before
+
+
+def measure_memory(mode: str, database_url: str, raw: bytes, *, until_parsed: bool = False) -> Memory:
+    server = Server.start(mode, database_url)
+    try:
+        _send(server.port, make_message(0, uuid.uuid4().hex))  # warm: imports, first commit
+        if until_parsed:
+            _wait_parsed(database_url)
+        time.sleep(0.3)
+        before = server.status("VmRSS")
+        if not server.reset_peak():
+            print("warning: cannot reset VmHWM; the peak may predate the message", file=sys.stderr)
+        _send(server.port, raw)
+        if until_parsed:
+            _wait_parsed(database_url)
+        return Memory(before, server.status("VmHWM"))
+    finally:
+        server.stop()
+
+
+def _wait_parsed(database_url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while _pending(database_url):
+        if time.monotonic() > deadline:
+            raise SystemExit("the service did not parse the message in time")
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- main
+
+
+def fresh_database(args: argparse.Namespace, tmp: Path, name: str) -> str:
+    from storage.migrate import upgrade
+
+    url = args.database_url or f"sqlite:///{tmp}/{name}.db"
+    upgrade(url)  # idempotent on an existing PostgreSQL database; runs use unique Message-IDs
+    return str(url)
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:7.1f} MB"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--rounds", type=int, default=2, help="throughput rounds per server; the best counts")
+    p.add_argument("--big-mb", type=float, default=20.0, help="size of the memory test's message")
+    p.add_argument("--database-url", help="bench the door against this database instead of SQLite")
+    p.add_argument("--client", choices=["auto", "python", "smtp-source"], default="auto")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--serve", choices=["baseline", "door", "door-only"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.database_url:
+        from bot.settings import Settings
+
+        args.database_url = Settings.model_validate({"DATABASE_URL": args.database_url}).database_url
+
+    if args.serve:
+        asyncio.run(_serve(args.serve, args.database_url or ""))
+        return 0
+
+    if args.client == "auto":
+        args.client = "smtp-source" if shutil.which("smtp-source") else "python"
+    run = uuid.uuid4().hex[:8]
+    t_start = time.monotonic()
+    print(f"{args.clients} clients, {args.messages} messages per round, {args.rounds} round(s), "
+          f"client: {args.client}, cpus: {os.cpu_count()}")
+    rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": []}
+    with tempfile.TemporaryDirectory(prefix="smtp-bench-") as d:
+        tmp = Path(d)
+        for r in range(args.rounds):
+            for mode in rates:  # interleaved, so drift in the machine's load hits all alike
+                url = "" if mode == "baseline" else fresh_database(args, tmp, f"{mode}-{r}")
+                rate = measure_rate(mode, url, args, f"{run}{r}")
+                rates[mode].append(rate)
+                print(f"  round {r + 1}: {mode:9s} {rate:8.0f} msg/s", flush=True)
+
+        mem: dict[str, Memory] = {}
+        size = int(args.big_mb * 1e6)
+        if not args.no_memory:
+            raw = big_message(size)
+            size = len(raw)
+            mem["baseline"] = measure_memory("baseline", "", raw)
+            mem["door"] = measure_memory("door-only", fresh_database(args, tmp, "mem-door"), raw)
+            mem["service"] = measure_memory("door", fresh_database(args, tmp, "mem-svc"), raw, until_parsed=True)
+
+    best = {m: max(v) for m, v in rates.items()}
+    ratio = best["door"] / best["baseline"]
+    print()
+    print(f"{'throughput':32s} {'msg/s':>9s}  {'vs baseline':>11s}")
+    print(f"{'aiosmtpd, do-nothing handler':32s} {best['baseline']:9.0f}  {1:11.2f}")
+    print(f"{'our door (whole Service)':32s} {best['door']:9.0f}  {ratio:11.2f}  "
+          f"{'OK' if ratio >= 0.8 else 'BELOW'} target >= 0.80")
+    print(f"{'our door, parsing held back':32s} {best['door-only']:9.0f}  "
+          f"{best['door-only'] / best['baseline']:11.2f}")
+    if mem:
+        base_extra = mem["baseline"].extra
+        print()
+        print(f"memory, one {size / 1e6:.1f} MB message     before      peak     extra  extra/size")
+        for name, label in (("baseline", "aiosmtpd, do-nothing handler"), ("door", "our door (receive + store)"),
+                            ("service", "whole Service, parsed too")):
+            m = mem[name]
+            print(f"{label:32s} {mb(m.before)} {mb(m.peak)} {mb(m.extra)}  {m.extra / size:9.2f}x")
+        added = (mem["door"].extra - base_extra) / size
+        print(f"door adds {added:.2f}x the message size on top of aiosmtpd's own "
+              f"({'OK' if added <= 0.5 else 'ABOVE'} target <= 0.50x); whole service adds "
+              f"{(mem['service'].extra - base_extra) / size:.2f}x")
+    print(f"\n(total {time.monotonic() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
