@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    sub.add_parser("serve", help="run the service (SMTP door, processing, outbox)")
+    sp = sub.add_parser("serve", help="run the service (SMTP door, Slack, processing, outbox)")
+    sp.add_argument("--no-smtp", action="store_true", help="don't run the SMTP door (e.g. a Procfile web process)")
+    sp.add_argument("--no-web", action="store_true", help="don't serve HTTP (Slack events, /healthz)")
 
     sp = sub.add_parser("parse", help="print what the parser makes of an .eml file, without storing it")
     sp.add_argument("file", type=Path)

@@ -41,7 +41,7 @@ def _print_json(obj: Any, out: IO[str] = sys.stdout) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.service import serve
 
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, smtp=not args.no_smtp, web=not args.no_web))
     return 0
 
 

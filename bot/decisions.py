@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot import acks
-from bot.intake import SLACK_UPDATE
+from bot.intake import SLACK_DM, SLACK_UPDATE
 from bot.review import EDITABLE, RESULT, Action, ReviewError, check_decision
 from bot.settings import Settings
 from bot.templating import render
@@ -23,7 +23,6 @@ from storage.db import unit_of_work
 from storage.models import Submission
 from storage.outbox import enqueue
 
-SLACK_DM = "slack_dm"
 EMAIL = "email"
 
 

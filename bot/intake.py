@@ -7,6 +7,7 @@ raw copy; parsing runs afterwards from that copy, so a parser bug can never lose
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -19,9 +20,11 @@ from sqlmodel import Session
 from bot import acks
 from bot.convert import attachment_rows, submission_from_record
 from bot.parsing.email_message import parse_email
+from bot.parsing.slack_form import record_from_form
 from bot.record import EvidenceRecord, Kind, Status
 from bot.references import format_reference
 from bot.settings import Settings
+from bot.templating import render
 from storage import repo
 from storage.db import unit_of_work
 from storage.models import FollowUp, Inbound, Submission
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 SLACK_SUMMARY = "slack_summary"
 SLACK_UPDATE = "slack_update"
 SLACK_THREAD = "slack_thread"
+SLACK_DM = "slack_dm"
 
 # Headers that relays add on the way: two deliveries of one message differ only in these.
 _TRACE = re.compile(
@@ -97,6 +101,12 @@ class Filed:
 
 def _parse(inbound: Inbound, settings: Settings) -> tuple[EvidenceRecord | None, str | None]:
     try:
+        if inbound.channel == "slack":
+            form = json.loads(inbound.raw)
+            rec = record_from_form(form["values"], user_id=form["user_id"], user_name=form.get("user_name"),
+                                   received_at=inbound.received_at)
+            rec.submitter_email = None
+            return rec, None
         rec = parse_email(
             inbound.raw,
             reference_prefix=settings.reference_prefix,
@@ -158,6 +168,8 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
     sub = submission_from_record(rec)
     sub.inbound_id = inbound.id
+    if inbound.channel == "slack":
+        sub.slack_user_id = inbound.envelope_from
     # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
     # either way the record is kept and flagged for a human to look at the raw copy.
     sub.parse_error = error or ("; ".join(rec.parse_warnings)[:2000] or None)
@@ -169,7 +181,10 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         sub.status = Status.RECEIVED
     repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
     if rec.kind != Kind.AUTOMATIC:
-        _enqueue_ack(s, settings, sub, inbound, rec)
+        if inbound.channel == "slack":
+            _enqueue_slack_receipt(s, settings, sub)
+        else:
+            _enqueue_ack(s, settings, sub, inbound, rec)
         enqueue_summary(s, sub)
     return Filed(inbound.id, str(rec.kind), sub.reference)
 
@@ -206,6 +221,24 @@ def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbou
         return
     payload = acks.build(settings, sub, to=to, original_message_id=rec.message_id)
     enqueue(s, key=f"ack:{sub.reference}", kind=acks.KIND, payload=payload, submission_id=sub.id, recipient=to)
+
+
+def _enqueue_slack_receipt(s: Session, settings: Settings, sub: Submission) -> None:
+    """The Slack door's acknowledgement: the reference, privately, to the person who submitted."""
+    assert sub.slack_user_id
+    text = render("receipt_slack.txt.j2", reference=sub.reference, title=sub.title or "your evidence",
+                  inquiry_title=settings.inquiry_title)
+    enqueue(s, key=f"{SLACK_DM}:receipt:{sub.reference}", kind=SLACK_DM, submission_id=sub.id,
+            recipient=sub.slack_user_id, payload={"user": sub.slack_user_id, "text": text})
+
+
+def slack_draft(*, view_id: str, user_id: str, user_name: str | None, values: dict[str, str | None]) -> InboundDraft:
+    """A Slack modal submission as a stored message. Keyed on the view, so Slack's retries and a
+    double submit of the same modal store it once."""
+    raw = json.dumps({"view_id": view_id, "user_id": user_id, "user_name": user_name, "values": values},
+                     ensure_ascii=False, sort_keys=True).encode()
+    return InboundDraft(raw=raw, dedupe_key=hashlib.sha256(b"slack-view:" + view_id.encode()).hexdigest(),
+                        message_id=None, envelope_from=user_id, envelope_to=(), peer="slack", channel="slack")
 
 
 def process_pending(engine: Engine, settings: Settings, *, limit: int = 50) -> list[Filed]:

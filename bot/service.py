@@ -8,10 +8,17 @@ import logging
 import signal
 from typing import Any
 
+from aiohttp import web as aioweb
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from bot.intake import process_pending
+from bot.review import Reviewers
+from bot.services import ReviewerDirectory, Services
 from bot.settings import Settings
+from bot.slack_app import build_app, build_web, make_client
+from bot.slack_outbox import SlackPerformer
 from bot.worker import OutboxWorker
 from handlers.smtp import EvidenceHandler, protocol_factory, tls_context
 from storage.db import make_engine
@@ -28,13 +35,20 @@ class NotMigrated(Exception):
 class Service:
     """Start with `async with Service(settings) as svc:`; `svc.smtp_port` is the bound port."""
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None, smtp: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, engine: Engine | None = None, smtp: bool = True, web: bool = True
+    ) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.want_smtp = smtp
+        self.want_web = web
         self.committer = GroupCommitter(self.engine)
-        self.worker = OutboxWorker(self.engine, settings)
+        self.slack_client = make_client(settings) if settings.slack_enabled else None
+        performers = SlackPerformer(self.engine, settings, self.slack_client).performers() if self.slack_client else {}
+        self.worker = OutboxWorker(self.engine, settings, performers=performers)
         self._server: asyncio.Server | None = None
+        self._web: aioweb.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake_processor = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -44,6 +58,54 @@ class Service:
         assert self._server is not None and self._server.sockets
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def web_port(self) -> int:
+        assert self._web is not None
+        return int(self._web.addresses[0][1])
+
+    def _services(self) -> Services:
+        client = self.slack_client
+
+        async def members(group: str) -> list[str]:
+            assert client is not None
+            resp = await client.usergroups_users_list(usergroup=group)
+            return list(resp.get("users") or [])
+
+        directory = ReviewerDirectory(Reviewers.parse(self.settings.reviewers), members if client else None)
+        return Services(self.engine, self.settings, directory, wake_outbox=self.worker.wake)
+
+    async def health(self) -> dict[str, str]:
+        def db() -> str:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return "ok"
+            except Exception:
+                return "error"
+
+        state = {"database": await asyncio.to_thread(db), "smtp": "ok" if self._server else "off"}
+        if self._socket is not None:
+            state["slack"] = "ok" if await self._socket.client.is_connected() else "error"
+        else:
+            state["slack"] = "ok" if self.slack_client and self.settings.slack_signing_secret else "off"
+        return state
+
+    async def _start_slack_and_web(self) -> None:
+        s = self.settings
+        app = build_app(self._services(), self.slack_client) if self.slack_client else None
+        if self.want_web:
+            runner = aioweb.AppRunner(build_web(app if s.slack_signing_secret else None, self.health),
+                                   access_log=None)
+            await runner.setup()
+            await aioweb.TCPSite(runner, s.web_host, s.web_port).start()
+            self._web = runner
+            log.info("web listening on %s:%d (/healthz%s)", s.web_host, self.web_port,
+                     ", /slack/events" if app and s.slack_signing_secret else "")
+        if app is not None and s.slack_app_token:
+            self._socket = AsyncSocketModeHandler(app, s.slack_app_token, web_client=self.slack_client)
+            await self._socket.connect_async()
+            log.info("Slack Socket Mode connected")
+
     async def start(self) -> None:
         if not await asyncio.to_thread(is_up_to_date, self.engine):
             raise NotMigrated("the database is not migrated; run: evidence-bot db upgrade")
@@ -51,6 +113,7 @@ class Service:
         self.committer.start()
         self._tasks.append(loop.create_task(self._process_loop(), name="processor"))
         self._tasks.append(loop.create_task(self.worker.run(self._stopping), name="outbox-worker"))
+        await self._start_slack_and_web()
         if self.want_smtp:
             s = self.settings
             handler = EvidenceHandler(addresses=s.evidence_addresses, committer=self.committer,
@@ -84,6 +147,10 @@ class Service:
                 await asyncio.wait_for(self._wake_processor.wait(), timeout=2.0)
 
     async def stop(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+            self._socket = None
         if self._server is not None:
             self._server.close()
             # Sessions mid-DATA finish their commit before we go (committer.stop drains the queue).
@@ -105,6 +172,11 @@ class Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
             self._server = None
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
+        if self.slack_client is not None and self.slack_client.session is not None:
+            await self.slack_client.session.close()
         self.engine.dispose()
 
     async def __aenter__(self) -> Service:
@@ -119,12 +191,12 @@ class Service:
         await self.stop()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, smtp: bool = True, web: bool = True) -> None:
     """Runs until SIGINT or SIGTERM, then stops gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Service(settings):
+    async with Service(settings, smtp=smtp, web=web):
         await stop.wait()
         log.info("stopping")

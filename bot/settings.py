@@ -38,6 +38,16 @@ class Settings(BaseSettings):
         validation_alias="EVIDENCE_INQUIRY_TITLE",
     )
     log_level: str = Field("INFO", validation_alias="EVIDENCE_LOG_LEVEL")
+    retry_base_seconds: float = Field(30.0, gt=0, validation_alias="EVIDENCE_RETRY_BASE_SECONDS")
+    # The web side: Slack's HTTP endpoint (/slack/events) and /healthz.
+    web_host: str = Field("127.0.0.1", validation_alias="EVIDENCE_WEB_HOST")
+    web_port: int = Field(3000, ge=0, le=65535, validation_alias="PORT")
+    slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    review_channel: str | None = Field(None, validation_alias="EVIDENCE_REVIEW_CHANNEL")
+    reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="EVIDENCE_REVIEWERS")
 
     @field_validator("evidence_addresses", mode="before")
     @classmethod
@@ -52,6 +62,24 @@ class Settings(BaseSettings):
                     raise ValueError(f"{a!r} is not an e-mail address")
             return [a.lower() for a in v]
         return v
+
+    @field_validator("reviewers", mode="before")
+    @classmethod
+    def _split_reviewers(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [a.strip() for a in v.split(",") if a.strip()]
+        if isinstance(v, list):
+            for a in v:
+                if not (len(a) > 1 and a[0] in "UWS" and a.isalnum() and a.isupper()):
+                    raise ValueError(f"{a!r} is not a Slack user (U…) or user-group (S…) ID")
+        return v
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _check_api_url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return v if v.endswith("/") else v + "/"
 
     @field_validator("database_url")
     @classmethod
@@ -79,8 +107,18 @@ class Settings(BaseSettings):
         """The From: of what the service sends: configured, or the first published address."""
         return self.from_address or self.evidence_addresses[0]
 
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
     def check(self) -> None:
         """Cross-field checks that need files or combinations; raises ConfigError."""
+        if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
+            raise ConfigError("SLACK_BOT_TOKEN needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)")
+        if self.slack_app_token and not self.slack_app_token.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN must be an app-level token (xapp-…)")
+        if self.slack_enabled and not self.review_channel:
+            raise ConfigError("Slack is configured but EVIDENCE_REVIEW_CHANNEL (a channel ID, C…) is not set")
         if bool(self.smtp_tls_cert) != bool(self.smtp_tls_key):
             raise ConfigError("EVIDENCE_SMTP_TLS_CERT and EVIDENCE_SMTP_TLS_KEY must be set together")
         for p in (self.smtp_tls_cert, self.smtp_tls_key):

@@ -24,7 +24,9 @@ Performer = Callable[[outbox.Claimed], Awaitable[str]]
 class OutboxWorker:
     """Claims due items, performs them, records the result. Safe to run in several processes."""
 
-    def __init__(self, engine: Engine, settings: Settings, *, poll: float = 1.0) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, *, poll: float = 1.0, performers: dict[str, Performer] | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.poll = poll
@@ -35,6 +37,7 @@ class OutboxWorker:
             # Receipts and decision notices are both plain e-mails fixed at enqueue time.
             self._performers[acks.KIND] = self._send_email
             self._performers[EMAIL] = self._send_email
+        self._performers.update(performers or {})
         self._warned_queued = -1
 
     def wake(self) -> None:
@@ -46,8 +49,9 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """One pass over what is due; returns how many items it finished."""
-        if not self._performers:
+        if acks.KIND not in self._performers:
             await asyncio.to_thread(self._report_queued)
+        if not self._performers:
             return 0
         items = await asyncio.to_thread(
             outbox.claim_due, self.engine, worker=self.worker_id, kinds=list(self._performers)
@@ -58,11 +62,11 @@ class OutboxWorker:
             except delivery.PermanentFailure as e:
                 log.warning("outbox %s (%s) failed for good: %s", item.id, item.key, e)
                 await asyncio.to_thread(outbox.mark_failed, self.engine, item=item, worker=self.worker_id,
-                                        error=str(e), permanent=True)
+                                        error=str(e), permanent=True, base=self.settings.retry_base_seconds)
             except Exception as e:  # temporary: network, relay 4xx, anything unexpected
                 log.warning("outbox %s (%s) will be retried: %s", item.id, item.key, e)
                 await asyncio.to_thread(outbox.mark_failed, self.engine, item=item, worker=self.worker_id,
-                                        error=str(e))
+                                        error=str(e), base=self.settings.retry_base_seconds)
             else:
                 await asyncio.to_thread(outbox.mark_done, self.engine, item_id=item.id, worker=self.worker_id,
                                         result=result)

@@ -34,6 +34,9 @@ class Claimed:
     recipient: str | None
     payload: dict[str, Any]
     attempts: int
+    # True when an earlier attempt may have had its effect (it timed out, or its worker died
+    # holding the lease): a performer that can look for that effect should, before redoing it.
+    resumed: bool = False
 
 
 def enqueue(
@@ -88,6 +91,7 @@ def claim_due(
         ids = [i for i in s.exec(due).all() if i is not None]
         if not ids:
             return []
+        was = {r.id: r.status for r in s.exec(select(OutboxItem).where(col(OutboxItem.id).in_(ids))).all()}
         s.execute(
             update(OutboxItem)
             .where(col(OutboxItem.id).in_(ids))
@@ -95,7 +99,8 @@ def claim_due(
         )
         rows = s.exec(select(OutboxItem).where(col(OutboxItem.id).in_(ids)).order_by(col(OutboxItem.id))).all()
         return [
-            Claimed(r.id or 0, r.key, r.kind, r.submission_id, r.recipient, json.loads(r.payload), r.attempts)
+            Claimed(r.id or 0, r.key, r.kind, r.submission_id, r.recipient, json.loads(r.payload), r.attempts,
+                    resumed=was.get(r.id) == "sending" or r.attempts > 0)
             for r in rows
         ]
 
@@ -119,12 +124,14 @@ def mark_done(engine: Engine, *, item_id: int, worker: str, result: str | None =
     return _finish(engine, item_id, worker, status="done", done_at=utcnow(), result=result)
 
 
-def backoff(attempts: int) -> timedelta:
+def backoff(attempts: int, base: float = 30.0) -> timedelta:
     """30 s, 1 min, 2 min ... capped at an hour: fast enough for a blip, gentle on an outage."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
 
 
-def mark_failed(engine: Engine, *, item: Claimed, worker: str, error: str, permanent: bool = False) -> bool:
+def mark_failed(
+    engine: Engine, *, item: Claimed, worker: str, error: str, permanent: bool = False, base: float = 30.0
+) -> bool:
     """Schedules a retry with backoff, or gives up (status `failed`) when permanent or exhausted."""
     attempts = item.attempts + 1
     if permanent or attempts >= MAX_ATTEMPTS:
@@ -136,7 +143,7 @@ def mark_failed(engine: Engine, *, item: Claimed, worker: str, error: str, perma
         status="pending",
         attempts=attempts,
         last_error=error[:2000],
-        next_attempt_at=utcnow() + backoff(attempts),
+        next_attempt_at=utcnow() + backoff(attempts, base),
     )
 
 

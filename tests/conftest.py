@@ -75,6 +75,7 @@ def make_settings(db_url: str, **overrides: object) -> Settings:
         "EVIDENCE_ADDRESSES": "evidence@localhost,evidence@example.org",
         "EVIDENCE_SMTP_HOST": "127.0.0.1",
         "EVIDENCE_SMTP_PORT": 0,
+        "PORT": 0,
         "EVIDENCE_FROM_ADDRESS": "evidence@example.org",
     }
     values.update(overrides)

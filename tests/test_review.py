@@ -6,7 +6,7 @@ import pytest
 
 from bot import mrkdwn
 from bot.record import Outcome
-from bot.review import Action, Reviewers, ReviewError, check_decision, parse_edit
+from bot.review import Action, ReviewError, Reviewers, check_decision, parse_edit
 
 
 @pytest.mark.parametrize(

@@ -505,6 +505,21 @@ class FakeSlack:
             raise _SlackError("message_not_found")
         return {"ok": True, "channel": channel, "ts": ts}
 
+    def _m_conversations_history(self, args: JsonDict) -> JsonDict:
+        """Top-level messages of a channel, newest first; metadata only when asked for, as Slack does."""
+        channel = self._resolve_channel(args.get("channel"))
+        limit = int(args.get("limit") or 100)
+        with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for (ch, _ts), m in sorted(self.messages.items(), key=lambda kv: kv[0][1], reverse=True):
+            if ch != channel or m.get("thread_ts"):
+                continue
+            out = {k: v for k, v in m.items() if k != "channel" and (with_meta or k != "metadata")}
+            if isinstance(out.get("metadata"), str):
+                out["metadata"] = json.loads(out["metadata"])
+            found.append(out)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
     def _m_conversations_open(self, args: JsonDict) -> JsonDict:
         users = args.get("users")
         if isinstance(users, list):

@@ -1,0 +1,170 @@
+"""Performs the Slack side effects queued in the outbox: summaries, updates, thread replies, DMs.
+
+Rules that make "exactly once" hold against a real, rate-limited Slack:
+- a summary's `ts` is recorded on the record; an item whose record already has one is done;
+- a post that may already have happened (timeout, worker died) is looked for by the outbox key it
+  carries in its message metadata before it is posted again;
+- posts to one channel are paced to Slack's ~1 per second, and a 429 waits Retry-After.
+The database is read and written in short units of work, never across a Slack call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import Engine
+
+from bot import delivery, mrkdwn
+from bot.convert import record_from_submission
+from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
+from bot.record import EvidenceRecord
+from bot.settings import Settings
+from handlers.slack.blocks import summary_blocks
+from storage import repo
+from storage.db import unit_of_work
+from storage.models import FollowUp, Submission
+from storage.outbox import Claimed
+
+log = logging.getLogger(__name__)
+
+KINDS = (SLACK_SUMMARY, SLACK_UPDATE, SLACK_THREAD, SLACK_DM)
+METADATA_EVENT = "evidence_bot_outbox"
+# Errors that no retry will mend: misconfiguration or a message Slack will never accept.
+PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
+             "not_authed", "account_inactive", "token_revoked", "missing_scope", "msg_too_long",
+             "user_not_found", "cannot_dm_bot", "invalid_arguments", "message_not_found"}
+
+
+class SlackPerformer:
+    def __init__(self, engine: Engine, settings: Settings, client: AsyncWebClient, *,
+                 post_interval: float = 1.05) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.client = client
+        self.post_interval = post_interval
+        self._last_post: dict[str, float] = {}
+        self._channel_locks: dict[str, asyncio.Lock] = {}
+
+    def performers(self) -> dict[str, Any]:
+        return {SLACK_SUMMARY: self.summary, SLACK_UPDATE: self.update, SLACK_THREAD: self.thread,
+                SLACK_DM: self.dm}
+
+    # -- Slack calls ------------------------------------------------------------------------------
+    async def _call(self, pace_key: str, method: str, /, **kwargs: Any) -> dict[str, Any]:
+        """One Web API call, paced per channel, waiting out 429s; errors mapped for the worker."""
+        lock = self._channel_locks.setdefault(pace_key, asyncio.Lock())
+        async with lock:
+            for _ in range(5):
+                wait = self._last_post.get(pace_key, 0.0) + self.post_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_post[pace_key] = time.monotonic()
+                try:
+                    resp = await getattr(self.client, method)(**kwargs)
+                    return dict(resp.data) if isinstance(resp.data, dict) else {}
+                except SlackApiError as e:
+                    status = e.response.status_code
+                    if status == 429:
+                        retry = float(e.response.headers.get("Retry-After", e.response.headers.get("retry-after", 1)))
+                        log.info("Slack rate limit on %s; waiting %.0f s", pace_key, retry)
+                        self._last_post[pace_key] = time.monotonic() + retry - self.post_interval
+                        continue
+                    error = str(e.response.get("error", "")) if isinstance(e.response.data, dict) else ""
+                    if status < 500 and error in PERMANENT:
+                        raise delivery.PermanentFailure(f"Slack {method}: {error}") from e
+                    raise delivery.TemporaryFailure(f"Slack {method}: HTTP {status} {error}") from e
+                except (TimeoutError, OSError) as e:
+                    raise delivery.TemporaryFailure(f"Slack {method}: {type(e).__name__} {e}") from e
+            raise delivery.TemporaryFailure(f"Slack {method}: still rate limited")
+
+    async def _find_posted(self, channel: str, key: str) -> str | None:
+        """The ts of a message we already posted for this outbox key, if an earlier try got through."""
+        try:
+            data = await self._call(channel, "conversations_history", channel=channel, limit=200,
+                                    include_all_metadata=True)
+        except delivery.PermanentFailure:
+            return None
+        for m in data.get("messages", []):
+            meta = m.get("metadata") or {}
+            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                return str(m["ts"])
+        return None
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load(self, reference: str) -> tuple[Submission, EvidenceRecord]:
+        with unit_of_work(self.engine) as s:
+            sub = repo.get_submission(s, reference=reference)
+            if sub is None or sub.id is None:
+                raise delivery.PermanentFailure(f"no record {reference}")
+            atts = repo.attachments_of(s, submission_ids=[sub.id])[sub.id]
+            s.expunge(sub)
+            return sub, record_from_submission(sub, atts)
+
+    def _blocks(self, sub: Submission, rec: EvidenceRecord) -> tuple[str, list[dict[str, Any]]]:
+        when = f"{sub.decided_at:%d %b %Y %H:%M} UTC" if sub.decided_at else None
+        return summary_blocks(rec, slack_user_id=sub.slack_user_id, decided_by=sub.decided_by, decided_at=when,
+                              reason=sub.decision_reason)
+
+    # -- performers -------------------------------------------------------------------------------
+    async def summary(self, item: Claimed) -> str:
+        sub, rec = await asyncio.to_thread(self._load, item.payload["reference"])
+        if sub.review_ts:
+            return f"already posted as {sub.review_ts}"
+        channel = self.settings.review_channel or ""
+        ts = await self._find_posted(channel, item.key) if item.resumed else None
+        if ts is None:
+            text, blocks = self._blocks(sub, rec)
+            data = await self._call(channel, "chat_postMessage", channel=channel, text=text, blocks=blocks,
+                                    unfurl_links=False, unfurl_media=False,
+                                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
+            ts = str(data["ts"])
+            channel = str(data.get("channel") or channel)
+        await asyncio.to_thread(self._save_summary, sub.id or 0, channel, ts)
+        return f"posted {ts}"
+
+    def _save_summary(self, submission_id: int, channel: str, ts: str) -> None:
+        with unit_of_work(self.engine) as s:
+            repo.update_submission(s, submission_id=submission_id, values={"review_channel": channel,
+                                                                            "review_ts": ts})
+
+    async def update(self, item: Claimed) -> str:
+        sub, rec = await asyncio.to_thread(self._load, item.payload["reference"])
+        if not (sub.review_ts and sub.review_channel):
+            raise delivery.TemporaryFailure("the summary is not posted yet")
+        text, blocks = self._blocks(sub, rec)
+        await self._call(sub.review_channel, "chat_update", channel=sub.review_channel, ts=sub.review_ts,
+                         text=text, blocks=blocks)
+        return "updated"
+
+    def _load_followup(self, followup_id: int) -> FollowUp:
+        with unit_of_work(self.engine) as s:
+            fu = s.get(FollowUp, followup_id)
+            if fu is None:
+                raise delivery.PermanentFailure(f"no follow-up {followup_id}")
+            s.expunge(fu)
+            return fu
+
+    async def thread(self, item: Claimed) -> str:
+        sub, rec = await asyncio.to_thread(self._load, item.payload["reference"])
+        if not (sub.review_ts and sub.review_channel):
+            raise delivery.TemporaryFailure("the summary is not posted yet")
+        fu = await asyncio.to_thread(self._load_followup, int(item.payload["followup_id"]))
+        who = "the submitter" if rec.confidential else (fu.sender_name or fu.sender_email or "the submitter")
+        text = mrkdwn.cut(f"Follow-up from {mrkdwn.escape(who)}:\n{mrkdwn.escape(fu.body or '(empty)')}", 3000)
+        if item.resumed and await self._find_posted(sub.review_channel, item.key):
+            return "already posted"
+        await self._call(sub.review_channel, "chat_postMessage", channel=sub.review_channel, thread_ts=sub.review_ts,
+                         text=text, metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
+        return "posted"
+
+    async def dm(self, item: Claimed) -> str:
+        user = str(item.payload["user"])
+        opened = await self._call(user, "conversations_open", users=user)
+        channel = str((opened.get("channel") or {}).get("id") or user)
+        await self._call(channel, "chat_postMessage", channel=channel, text=str(item.payload["text"]))
+        return "sent"

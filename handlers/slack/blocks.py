@@ -1,0 +1,99 @@
+"""Block Kit for the review channel: the summary of a record, before and after a decision.
+
+Every piece of submitter text is escaped (bot.mrkdwn) and cut to Slack's limits here, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import mrkdwn
+from bot.record import EvidenceRecord
+
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+MAX_FIELDS = 10
+BUTTONS = (("approve", "Approve", "primary"), ("reject", "Reject", "danger"),
+           ("needs_info", "Request more information", None), ("edit", "Edit fields", None))
+
+
+def money(value: int | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 1_000_000:
+        return f"£{value / 1_000_000:,.2f}m".replace(".00m", "m")
+    return f"£{value:,}"
+
+
+def _field(label: str, value: str | None) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": mrkdwn.cut(f"*{label}*\n{mrkdwn.escape(value) or '–'}", FIELD_MAX)}
+
+
+def submitter_line(rec: EvidenceRecord, slack_user_id: str | None) -> str:
+    if rec.confidential:
+        return "Submitter: _confidential (asked not to be named)_"
+    if slack_user_id:
+        return f"Submitter: <@{slack_user_id}>"  # our own mention of the verified Slack user, not user text
+    who = " ".join(x for x in (mrkdwn.escape(rec.submitter_name), f"&lt;{mrkdwn.escape(rec.submitter_email)}&gt;"
+                                  if rec.submitter_email else "") if x)
+    return f"Submitter: {who or 'unknown'}"
+
+
+def summary_blocks(
+    rec: EvidenceRecord,
+    *,
+    slack_user_id: str | None = None,
+    decided_by: str | None = None,
+    decided_at: str | None = None,
+    reason: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """(fallback text, blocks) for the review summary; buttons only while the record is open."""
+    ref = rec.reference or "?"
+    title = rec.title or rec.project or "(no title)"
+    fallback = mrkdwn.cut(f"{ref}: {mrkdwn.escape(title)}", 300)
+    head = f"*{ref}* · {mrkdwn.escape(title)}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.cut(head, SECTION_MAX)}},
+        {"type": "section", "fields": [
+            _field("Outcome", rec.outcome.value),
+            _field("Public body", rec.public_body),
+            _field("Supplier", rec.supplier),
+            _field("Service area", rec.service_area),
+            _field("Contract value", money(rec.contract_value_gbp)),
+            _field("Savings", money(rec.savings_gbp)),
+            _field("Period", rec.period),
+            _field("Came by", rec.channel.value),
+        ][:MAX_FIELDS]},
+    ]
+    if rec.summary:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.safe(rec.summary, SECTION_MAX)}})
+    if rec.attachments:
+        names = ", ".join(f"{a.filename or '(unnamed)'} ({a.size:,} bytes)" for a in rec.attachments)
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": mrkdwn.safe(f"Attachments: {names}", FIELD_MAX)}]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": submitter_line(rec, slack_user_id)}]})
+    status = rec.status or "received"
+    if status in ("received", "needs_info"):
+        if status == "needs_info":
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn.safe(
+                f":hourglass: More information requested: {reason or ''}", FIELD_MAX)}]})
+        blocks.append({"type": "actions", "block_id": f"review:{ref}", "elements": [
+            {"type": "button", "action_id": f"review_{aid}", "text": {"type": "plain_text", "text": label},
+             "value": ref, **({"style": style} if style else {})}
+            for aid, label, style in BUTTONS
+        ]})
+    else:
+        verdict = {"approved": ":white_check_mark: Approved", "rejected": ":x: Rejected",
+                   "withdrawn": ":leftwards_arrow_with_hook: Withdrawn"}.get(status, status)
+        who = f" by {mrkdwn.escape(_person(decided_by))}" if decided_by else ""
+        when = f" on {decided_at}" if decided_at else ""
+        why = f"\nReason: {mrkdwn.escape(reason)}" if reason else ""
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": mrkdwn.cut(f"*{verdict}*{who}{when}{why}", SECTION_MAX)}})
+    return fallback, blocks
+
+
+def _person(actor: str) -> str:
+    """`slack:U1` shows as a mention of U1; `cli:Sam` as Sam."""
+    kind, _, name = actor.partition(":")
+    return f"<@{name}>" if kind == "slack" and name.isalnum() else name or actor
