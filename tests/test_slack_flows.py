@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +66,7 @@ async def wait_until(check: Callable[[], Any], *, timeout: float = 10.0, what: s
         await asyncio.sleep(0.05)
 
 
-def form_values(values: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+def form_values(values: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
     """state.values for the evidence modal: block_id = action_id = input name, selects as options."""
     out: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
@@ -133,7 +133,7 @@ class Env:
         with unit_of_work(self.svc.engine) as s:
             return repo.list_submissions(s)
 
-    async def submit(self, values: dict[str, str | None] | None = None, *, user: str = SUBMITTER,
+    async def submit(self, values: Mapping[str, str | None] | None = None, *, user: str = SUBMITTER,
                      view_id: str = "V1", **kw: Any) -> str:
         """Submits the evidence form; returns the HTTP answer's text."""
         payload = view_submission_payload("evidence_submit", form_values(values or GOOD), user_id=user,
@@ -147,7 +147,7 @@ class Env:
 
         return await wait_until(posted, what=f"the summary of {reference}")
 
-    async def filed(self, values: dict[str, str | None] | None = None, *, user: str = SUBMITTER,
+    async def filed(self, values: Mapping[str, str | None] | None = None, *, user: str = SUBMITTER,
                     view_id: str = "V1") -> tuple[str, dict[str, Any]]:
         """A stored, summarised submission: (reference, summary message)."""
         before = len(self.submissions())
@@ -442,8 +442,9 @@ async def test_message_shortcut_prefills_the_form(env: Env) -> None:
             "The outsourcing failed badly &amp; costs went up, see <https://example.org/report|the report>.")
     assert await env.interact(message_action_payload("submit_as_evidence", text)) == ""
     view = (await wait_until(lambda: env.opened_views("evidence_submit"), what="the prefilled form"))[0]
-    initial = {b["block_id"]: b["element"].get("initial_value") or (b["element"].get("initial_option") or {})
-               .get("value") for b in view["blocks"] if b["type"] == "input"}
+    initial: dict[str, str] = {
+        b["block_id"]: b["element"].get("initial_value") or (b["element"].get("initial_option") or {}).get("value")
+        or "" for b in view["blocks"] if b["type"] == "input"}
     assert initial["project"] == "Payroll" and initial["public_body"] == "Kent County Council"
     assert initial["supplier"] == "Capita" and initial["contract_value"] == "45000000"
     assert initial["outcome"] == "failure"
@@ -485,3 +486,25 @@ async def test_unsigned_forged_and_stale_requests_are_refused(env: Env) -> None:
     assert (await post_signed(env.url, forged, "wrong-secret"))[0] == 401
     await asyncio.sleep(0.2)
     assert env.submissions() == []
+
+
+def test_modals_stay_within_slack_limits_whatever_the_text() -> None:
+    from handlers.slack import modals
+    from tests.support.slack_api import validate_view
+
+    long = "word " * 2000
+    prefill = {name: long for name in ("project", "public_body", "supplier", "period", "evidence")}
+    views = [
+        modals.submission_modal({**prefill, "outcome": "mixed", "confidential": "yes"}),
+        modals.submission_modal(),
+        modals.reject_modal("EV-000001", REVIEW, "1700000000.000100"),
+        modals.needs_info_modal("EV-000001"),
+        modals.edit_modal("EV-000001", {"title": long, "summary": long, "contract_value_gbp": 12_000_000_000,
+                                        "confidential": True, "outcome": "success"}),
+    ]
+    for view in views:
+        assert validate_view(view) == [], view["callback_id"]
+    evidence = next(b for b in views[0]["blocks"] if b.get("block_id") == "evidence")["element"]
+    assert len(evidence["initial_value"]) <= 3000
+    assert modals.plain_from_message("<!here> <@U1|sam> <#C1|general> <https://a.example|a> &lt;b&gt; &amp;") == (
+        "@here @sam #general a (https://a.example) <b> &")

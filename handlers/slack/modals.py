@@ -201,7 +201,7 @@ def plain_from_message(text: str | None) -> str:
     def repl(m: re.Match[str]) -> str:
         target, label = m.group(1), m.group(2)
         if target.startswith(("@", "#")):
-            return label and f"{target[0]}{label}" or target
+            return f"{target[0]}{label}" if label else target
         if target.startswith("!"):
             word = target[1:].split("^", 1)[0]
             return label or f"@{word}"

@@ -24,8 +24,10 @@ from handlers.slack.common import NOT_REVIEWER, actor, may_review
 
 log = logging.getLogger(__name__)
 
+# Slack allows 3 s for the answer; storing must fit in it with room for the round trip.
+STORE_SECONDS = 2.0
 ERROR_MAX = 150  # Slack shows an input's error on one or two lines; longer ones are cut off anyway
-NO_SAVE = "Sorry, this could not be saved just now. Nothing was lost on your screen: please submit again in a minute."
+NO_SAVE = "Sorry, this could not be saved just now. Your text is still here: please submit again in a minute."
 LOST = "This form has lost track of its record; close it and click the button on the summary again."
 
 
@@ -50,8 +52,9 @@ def register(app: AsyncApp, services: Services) -> None:
         # Stored before we answer, so a closed modal always means a durable copy. Keyed on the view
         # id: Slack's retry of this request, or a double submit, stores nothing new.
         try:
-            inbound_id, created = await asyncio.to_thread(store_now, engine, draft)
+            inbound_id, created = await asyncio.wait_for(asyncio.to_thread(store_now, engine, draft), STORE_SECONDS)
         except Exception:
+            # Including a timeout: the form stays open, and submitting it again is safe (same view id).
             log.exception("storing a Slack submission from %s failed", user["id"])
             await ack(response_action="errors", errors={"evidence": NO_SAVE})
             return
