@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 
-from bot.intake import split_head
+from bot.intake import header_block
 
 
 class UnreadableMail(Exception):
@@ -23,7 +23,7 @@ class Found:
 
 
 def _from_header(raw: bytes) -> str | None:
-    head, _ = split_head(raw)
+    head = header_block(raw)
     for line in head.decode("latin-1").splitlines():
         if line.lower().startswith("from:"):
             addrs = [a for _, a in getaddresses([line[5:]]) if a]

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -48,17 +48,22 @@ _TRACE = re.compile(
 _MSGID = re.compile(rb"^message-id\s*:\s*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
-def split_head(raw: bytes) -> tuple[bytes, bytes]:
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        i = raw.find(sep)
-        if i >= 0:
-            return raw[:i], raw[i + len(sep):]
-    return raw, b""
+def head_end(raw: bytes) -> tuple[int, int]:
+    """(end of the header section, start of the body); no copies, since messages can be 25 MB."""
+    candidates = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0]
+    if not candidates:
+        return len(raw), len(raw)
+    i, n = min(candidates)
+    return i, i + n
+
+
+def header_block(raw: bytes) -> bytes:
+    return raw[: head_end(raw)[0]]
 
 
 def message_id_of(raw: bytes) -> str | None:
     """The Message-ID header as written (angle brackets kept), found without a full parse."""
-    head, _ = split_head(raw)
+    head = header_block(raw)
     m = _MSGID.search(head)
     if not m:
         return None
@@ -66,16 +71,32 @@ def message_id_of(raw: bytes) -> str | None:
     return value or None
 
 
+_CHUNK = 1 << 20
+
+
 def dedupe_key(raw: bytes) -> str:
-    """Same Message-ID and same content -> same key; trace headers and line endings don't count."""
-    head, body = split_head(raw.replace(b"\r\n", b"\n"))
+    """Same Message-ID and same content -> same key; trace headers and line endings don't count.
+
+    The body is hashed in 1 MiB pieces (CRLF folded to LF in each), so a 25 MB message costs a
+    megabyte of memory here, not two more copies of itself.
+    """
+    end, start = head_end(raw)
     h = hashlib.sha256()
-    lines = re.split(rb"\n(?![ \t])", head)
-    for line in lines:
+    for line in re.split(rb"\r?\n(?![ \t])", raw[:end]):
         if not _TRACE.match(line):
-            h.update(line + b"\n")
+            h.update(line.replace(b"\r\n", b"\n") + b"\n")
     h.update(b"\n")
-    h.update(body.rstrip(b"\n"))
+    stop = len(raw)
+    while stop > start and raw[stop - 1] in b"\r\n":
+        stop -= 1
+    view = memoryview(raw)
+    pos = start
+    while pos < stop:
+        nxt = min(pos + _CHUNK, stop)
+        if nxt < stop and raw[nxt - 1] == 0x0D:  # don't split a CRLF between two pieces
+            nxt += 1
+        h.update(bytes(view[pos:nxt]).replace(b"\r\n", b"\n"))
+        pos = nxt
     return h.hexdigest()
 
 
@@ -99,25 +120,58 @@ class Filed:
     reference: str | None = None
 
 
-def _parse(inbound: Inbound, settings: Settings) -> tuple[EvidenceRecord | None, str | None]:
+@dataclass(frozen=True)
+class ToParse:
+    """What the parser needs of a stored message: plain values, so it can cross to a worker process."""
+
+    inbound_id: int
+    channel: str
+    raw: bytes
+    received_at: datetime
+    envelope_from: str | None
+    reference_prefix: str
+
+
+def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
+    """(record, None), or (None, error) when the parser itself failed. Pure: no database."""
     try:
-        if inbound.channel == "slack":
-            form = json.loads(inbound.raw)
+        if job.channel == "slack":
+            form = json.loads(job.raw)
             rec = record_from_form(form["values"], user_id=form["user_id"], user_name=form.get("user_name"),
-                                   received_at=inbound.received_at)
-            rec.submitter_email = None
+                                   received_at=job.received_at)
             return rec, None
-        rec = parse_email(
-            inbound.raw,
-            reference_prefix=settings.reference_prefix,
-            received_at=inbound.received_at,
-            envelope_from=inbound.envelope_from,
-        )
-        rec.received_at = inbound.received_at
+        rec = parse_email(job.raw, reference_prefix=job.reference_prefix, received_at=job.received_at,
+                          envelope_from=job.envelope_from)
+        rec.received_at = job.received_at
         return rec, None
     except Exception as exc:  # a parser bug must not lose the message: keep it, marked
-        log.exception("parsing inbound %s failed", inbound.id)
+        log.exception("parsing inbound %s failed", job.inbound_id)
         return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Inbound, ToParse] | None:
+    """A stored message still waiting to be filed, detached from its session; None if filed."""
+    with unit_of_work(engine) as s:
+        inbound = repo.get_inbound(s, inbound_id=inbound_id)
+        if inbound is None or inbound.state != "received":
+            return None
+        s.expunge(inbound)
+    assert inbound.id is not None
+    return inbound, ToParse(inbound.id, inbound.channel, inbound.raw, inbound.received_at, inbound.envelope_from,
+                            settings.reference_prefix)
+
+
+def file_parsed(
+    engine: Engine, settings: Settings, inbound: Inbound, rec: EvidenceRecord | None, error: str | None
+) -> Filed | None:
+    """Files a parsed message in one transaction; None when another process filed it first."""
+    with unit_of_work(engine) as s:
+        assert inbound.id is not None
+        if not repo.claim_inbound(s, inbound_id=inbound.id, state="failed" if error else "processed", error=error):
+            return None
+        if rec is None:
+            rec = _fallback_record(inbound)
+        return _file(s, settings, inbound, rec, error)
 
 
 def _fallback_record(inbound: Inbound) -> EvidenceRecord:
@@ -132,19 +186,14 @@ def _fallback_record(inbound: Inbound) -> EvidenceRecord:
 
 
 def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> Filed | None:
-    """Parses one stored message and files it. Parsing happens outside any transaction."""
-    with unit_of_work(engine) as s:
-        inbound = repo.get_inbound(s, inbound_id=inbound_id)
-        if inbound is None or inbound.state != "received":
-            return None
-        s.expunge(inbound)
-    rec, error = _parse(inbound, settings)
-    with unit_of_work(engine) as s:
-        if not repo.claim_inbound(s, inbound_id=inbound_id, state="failed" if error else "processed", error=error):
-            return None  # another process filed it meanwhile
-        if rec is None:
-            rec = _fallback_record(inbound)
-        return _file(s, settings, inbound, rec, error)
+    """Parses one stored message and files it, in this thread (the CLI; the service uses a worker
+    process, see bot.processor). Parsing happens outside any transaction."""
+    loaded = load_received(engine, settings, inbound_id=inbound_id)
+    if loaded is None:
+        return None
+    inbound, job = loaded
+    rec, error = parse_stored(job)
+    return file_parsed(engine, settings, inbound, rec, error)
 
 
 def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None) -> Filed:

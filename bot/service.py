@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from typing import Any
 
 from aiohttp import web as aioweb
@@ -13,7 +14,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bot.intake import process_pending
+from bot.processor import Processor
 from bot.review import Reviewers
 from bot.services import ReviewerDirectory, Services
 from bot.settings import Settings
@@ -36,15 +37,27 @@ class Service:
     """Start with `async with Service(settings) as svc:`; `svc.smtp_port` is the bound port."""
 
     def __init__(
-        self, settings: Settings, *, engine: Engine | None = None, smtp: bool = True, web: bool = True
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        smtp: bool = True,
+        web: bool = True,
+        slack_post_interval: float = 1.05,
     ) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.want_smtp = smtp
         self.want_web = web
         self.committer = GroupCommitter(self.engine)
+        self.processor = Processor(self.engine, settings)
         self.slack_client = make_client(settings) if settings.slack_enabled else None
-        performers = SlackPerformer(self.engine, settings, self.slack_client).performers() if self.slack_client else {}
+        # Slack allows about one post per second per channel; tests with a faster stand-in shorten it.
+        performers = (
+            SlackPerformer(self.engine, settings, self.slack_client, post_interval=slack_post_interval).performers()
+            if self.slack_client
+            else {}
+        )
         self.worker = OutboxWorker(self.engine, settings, performers=performers)
         self._server: asyncio.Server | None = None
         self._web: aioweb.AppRunner | None = None
@@ -119,8 +132,10 @@ class Service:
             handler = EvidenceHandler(addresses=s.evidence_addresses, committer=self.committer,
                                       on_stored=self._stored)
             tls = tls_context(str(s.smtp_tls_cert), str(s.smtp_tls_key)) if s.smtp_tls_cert else None
+            # aiosmtpd would otherwise look up the machine's FQDN for every connection.
+            hostname = s.smtp_hostname or await asyncio.to_thread(socket.getfqdn)
             factory = protocol_factory(handler, max_connections=s.smtp_max_connections,
-                                       data_size_limit=s.max_message_bytes, hostname=s.smtp_hostname,
+                                       data_size_limit=s.max_message_bytes, hostname=hostname,
                                        tls_context=tls)
             self._server = await loop.create_server(factory, host=s.smtp_host, port=s.smtp_port)
             log.info("SMTP door listening on %s:%d for %s", s.smtp_host, self.smtp_port,
@@ -134,7 +149,7 @@ class Service:
         while not self._stopping.is_set():
             self._wake_processor.clear()
             try:
-                filed = await asyncio.to_thread(process_pending, self.engine, self.settings)
+                filed = await self.processor.process_pending()
             except Exception:
                 log.exception("processing stored messages failed; trying again shortly")
                 filed = []
@@ -175,6 +190,7 @@ class Service:
         if self._web is not None:
             await self._web.cleanup()
             self._web = None
+        await asyncio.to_thread(self.processor.close)
         if self.slack_client is not None and self.slack_client.session is not None:
             await self.slack_client.session.close()
         self.engine.dispose()

@@ -68,7 +68,7 @@ def enqueue(
 
 
 def claim_due(
-    engine: Engine, *, worker: str, kinds: Sequence[str], limit: int = 10, lease: timedelta = timedelta(minutes=2)
+    engine: Engine, *, worker: str, kinds: Sequence[str], limit: int = 5, lease: timedelta = timedelta(seconds=60)
 ) -> list[Claimed]:
     """Leases up to `limit` due items of these kinds to `worker`."""
     now = utcnow()

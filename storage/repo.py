@@ -66,6 +66,42 @@ def insert_inbound(session: Session, *, draft: InboundDraft) -> tuple[int, bool]
     return existing, False
 
 
+def insert_inbound_batch(session: Session, *, drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
+    """Stores many raw messages in three statements whatever their number (the SMTP door's group
+    commit); returns (id, created) per draft, in order. Duplicates, within the batch or of earlier
+    messages, return the first copy's id."""
+    keys = list(dict.fromkeys(d.dedupe_key for d in drafts))
+    found = select(Inbound.dedupe_key, Inbound.id).where(col(Inbound.dedupe_key).in_(keys))
+    existing: dict[str, int] = {k: i for k, i in session.exec(found).all() if i is not None}
+    new: dict[str, InboundDraft] = {}
+    for d in drafts:
+        if d.dedupe_key not in existing:
+            new.setdefault(d.dedupe_key, d)
+    if new:
+        now = utcnow()
+        # executemany of one cached statement: no per-message statement building.
+        session.execute(
+            Inbound.__table__.insert(),  # type: ignore[attr-defined]
+            [
+                {
+                    "channel": d.channel, "dedupe_key": d.dedupe_key, "message_id": d.message_id,
+                    "envelope_from": d.envelope_from, "envelope_to": ",".join(d.envelope_to), "peer": d.peer,
+                    "size": len(d.raw), "raw": d.raw, "received_at": d.received_at or now, "state": "received",
+                }
+                for d in new.values()
+            ],
+        )
+        ids = select(Inbound.dedupe_key, Inbound.id).where(col(Inbound.dedupe_key).in_(list(new)))
+        existing.update({k: i for k, i in session.exec(ids).all() if i is not None})
+    out = []
+    for d in drafts:
+        created = d.dedupe_key in new
+        if created:
+            new.pop(d.dedupe_key)  # a later copy in the same batch is a duplicate
+        out.append((existing[d.dedupe_key], created))
+    return out
+
+
 def pending_inbound_ids(session: Session, *, limit: int = 50) -> list[int]:
     stmt = select(Inbound.id).where(Inbound.state == "received").order_by(col(Inbound.id)).limit(limit)
     return [i for i in session.exec(stmt).all() if i is not None]

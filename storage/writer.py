@@ -14,9 +14,10 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import unit_of_work
-from storage.repo import InboundDraft, insert_inbound
+from storage.repo import InboundDraft, insert_inbound, insert_inbound_batch
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,14 @@ class GroupCommitter:
         return await asyncio.shield(fut)
 
     def _commit(self, drafts: list[InboundDraft]) -> list[Stored]:
-        with unit_of_work(self._engine) as s:
-            return [Stored(*insert_inbound(s, draft=d)) for d in drafts]
+        try:
+            with unit_of_work(self._engine) as s:
+                return [Stored(*r) for r in insert_inbound_batch(s, drafts=drafts)]
+        except IntegrityError:
+            # Another process stored one of these keys between our look-up and our insert:
+            # one by one, each insert skips what exists.
+            with unit_of_work(self._engine) as s:
+                return [Stored(*insert_inbound(s, draft=d)) for d in drafts]
 
     async def _run(self) -> None:
         while True:

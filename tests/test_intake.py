@@ -84,3 +84,54 @@ def test_reference_numbers_skip_automatic_mail(engine: Engine, settings: Setting
     with unit_of_work(engine) as s:
         rows = s.execute(select(Submission.kind, Submission.reference).order_by(Submission.id)).all()
     assert [tuple(r) for r in rows] == [("evidence", "EV-000001"), ("automatic", None), ("evidence", "EV-000002")]
+
+
+def test_a_batch_with_repeats_stores_each_message_once(engine: Engine) -> None:
+    from storage.repo import insert_inbound_batch
+
+    other = GOOD.replace(b"w-1@", b"w-9@")
+    first = intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"])
+    with unit_of_work(engine) as s:
+        before = insert_inbound_batch(s, drafts=[first])
+    drafts = [intake.draft(r, envelope_from="a@b.c", rcpts=["evidence@localhost"]) for r in (other, GOOD, other)]
+    with unit_of_work(engine) as s:
+        result = insert_inbound_batch(s, drafts=drafts)
+    (first_id, created), = before
+    assert created
+    assert result[1] == (first_id, False)  # stored by the earlier batch
+    assert result[0][1] is True and result[2] == (result[0][0], False)
+    with unit_of_work(engine) as s:
+        assert len(s.execute(select(Inbound.id)).scalars().all()) == 2
+
+
+async def test_a_parser_that_runs_too_long_is_stopped_and_the_message_kept(engine: Engine, settings: Settings) -> None:
+    from bot.processor import Processor
+
+    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    # A limit no worker process can meet (it has not even started): the parse is abandoned.
+    processor = Processor(engine, settings, time_limit=0.001)
+    try:
+        filed = await processor.process_pending()
+    finally:
+        processor.close()
+    assert [f.reference for f in filed] == ["EV-000001"]
+    with unit_of_work(engine) as s:
+        inbound = s.execute(select(Inbound)).scalar_one()
+        sub = s.execute(select(Submission)).scalar_one()
+    assert inbound.state == "failed" and inbound.raw == GOOD
+    assert sub.parse_error == "parsing took longer than 0.001 s"
+
+
+async def test_the_service_processor_files_in_a_worker_process(engine: Engine, settings: Settings) -> None:
+    from bot.processor import Processor
+
+    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    processor = Processor(engine, settings)
+    try:
+        filed = await processor.process_pending()
+    finally:
+        processor.close()
+    assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001")]
+    with unit_of_work(engine) as s:
+        sub = s.execute(select(Submission)).scalar_one()
+    assert sub.public_body == "Kent County Council" and sub.supplier == "Veolia" and sub.parse_error is None

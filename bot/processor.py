@@ -1,0 +1,87 @@
+"""Files stored messages in the background, parsing each in a worker process.
+
+Parsing is CPU work (MIME, HTML, PDF); in the service's own process it would hold the GIL and
+slow the SMTP door that shares the event loop. A worker process also gives a hard time limit: a
+message that keeps the parser busy past it has its worker killed and is filed as unparsed (its
+raw copy kept), instead of wedging the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from sqlalchemy.engine import Engine
+
+from bot import intake
+from bot.record import EvidenceRecord
+from bot.settings import Settings
+from storage import repo
+from storage.db import unit_of_work
+
+log = logging.getLogger(__name__)
+
+
+class Processor:
+    def __init__(self, engine: Engine, settings: Settings, *, time_limit: float = 120.0) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.time_limit = time_limit
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the service has threads (forking them is unsafe).
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _discard_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for p in list(getattr(pool, "_processes", {}).values()):
+            p.kill()  # a parser stuck in C code does not listen to anything gentler
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _parse(self, job: intake.ToParse) -> tuple[EvidenceRecord | None, str | None]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self._executor(), intake.parse_stored, job),
+                                          timeout=self.time_limit)
+        except TimeoutError:
+            log.error("parsing message %d took over %g s; filed unparsed", job.inbound_id, self.time_limit)
+            self._discard_pool()
+            return None, f"parsing took longer than {self.time_limit:g} s"
+        except BrokenProcessPool:
+            log.error("the parser process died on message %d; filed unparsed", job.inbound_id)
+            self._discard_pool()
+            return None, "the parser process died (out of memory?)"
+
+    async def process_one(self, inbound_id: int) -> intake.Filed | None:
+        loaded = await asyncio.to_thread(intake.load_received, self.engine, self.settings, inbound_id=inbound_id)
+        if loaded is None:
+            return None
+        inbound, job = loaded
+        rec, error = await self._parse(job)
+        return await asyncio.to_thread(intake.file_parsed, self.engine, self.settings, inbound, rec, error)
+
+    async def process_pending(self, limit: int = 50) -> list[intake.Filed]:
+        ids = await asyncio.to_thread(self._pending, limit)
+        done = []
+        for i in ids:
+            res = await self.process_one(i)
+            if res is not None:
+                done.append(res)
+        return done
+
+    def _pending(self, limit: int) -> list[int]:
+        with unit_of_work(self.engine) as s:
+            return repo.pending_inbound_ids(s, limit=limit)
