@@ -1,0 +1,176 @@
+"""Review summaries reach Slack exactly once: bursts, rate limits, faults, restarts, two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from bot import intake
+from bot.decisions import decide
+from bot.review import Action
+from bot.service import Service
+from bot.settings import Settings
+from storage.db import unit_of_work
+from storage.models import OutboxItem, Submission, utcnow
+from tests.conftest import make_settings
+from tests.support.slack_api import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+CHANNEL = "C0REVIEW"
+
+
+def slack_settings(db_url: str, slack: FakeSlack, **extra: object) -> Settings:
+    return make_settings(db_url, SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="test-secret",
+                         SLACK_API_URL=slack.api_url, EVIDENCE_REVIEW_CHANNEL=CHANNEL,
+                         EVIDENCE_REVIEWERS="U0REV1", EVIDENCE_RETRY_BASE_SECONDS=0.2, **extra)
+
+
+def file_records(engine: Engine, settings: Settings, n: int, *, body: str = "It went well.") -> list[str]:
+    """n e-mail records, stored and filed as the SMTP door would (their summaries wait in the outbox)."""
+    for i in range(n):
+        raw = (f"From: Ann <ann{i}@example.org>\r\nTo: evidence@localhost\r\nSubject: Evidence {i}\r\n"
+               f"Message-ID: <b-{i}@example.org>\r\n\r\nPublic body: Kent County Council\r\n\r\n{body}\r\n").encode()
+        intake.store_now(engine, intake.draft(raw, envelope_from=f"ann{i}@example.org", rcpts=["evidence@localhost"]))
+    return [f.reference or "" for f in intake.process_pending(engine, settings, limit=n)]
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = await asyncio.to_thread(cond)
+        if v:
+            return v
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def summaries(slack: FakeSlack) -> Counter[str]:
+    """How many accepted summaries each reference has in the review channel."""
+    refs: Counter[str] = Counter()
+    for m in slack.posted_messages(CHANNEL):
+        if not m.get("thread_ts"):
+            refs[str(m.get("text", "")).split(":", 1)[0]] += 1
+    return refs
+
+
+def recorded_ts(engine: Engine) -> dict[str, str | None]:
+    with unit_of_work(engine) as s:
+        return {r: ts for r, ts in s.execute(select(Submission.reference, Submission.review_ts)).all()}
+
+
+async def test_a_burst_of_40_with_a_restart_in_the_middle(db_url: str, engine: Engine) -> None:
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        refs = file_records(engine, settings, 40)
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: len(summaries(slack)) >= 15)
+        # Stopped mid-burst; a new process picks up where the first left off.
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: len(summaries(slack)) == 40)
+            await wait_for(lambda: all(recorded_ts(engine).values()))
+        assert summaries(slack) == Counter({r: 1 for r in refs})
+        posted = {m["ts"] for m in slack.posted_messages(CHANNEL)}
+        assert set(recorded_ts(engine).values()) == posted
+
+
+async def test_429_and_500_are_waited_out_and_retried(db_url: str, engine: Engine) -> None:
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        slack.fail_next("chat.postMessage", status=429, retry_after=1)
+        slack.fail_next("chat.postMessage", status=500, count=2)
+        (ref,) = file_records(engine, settings, 1)
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: summaries(slack)[ref] == 1)
+            await wait_for(lambda: recorded_ts(engine)[ref])
+        statuses = [c.status for c in slack.calls_to("chat.postMessage")]
+        assert statuses == [429, 500, 500, 200]
+        assert summaries(slack) == Counter({ref: 1})
+
+
+async def test_a_post_that_got_through_before_a_crash_is_not_repeated(db_url: str, engine: Engine) -> None:
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        (ref,) = file_records(engine, settings, 1)
+        # A worker posted the summary, then died before recording it: its lease has run out.
+        with unit_of_work(engine) as s:
+            item = s.execute(select(OutboxItem).where(OutboxItem.kind == "slack_summary")).scalar_one()
+            s.execute(update(OutboxItem).where(OutboxItem.id == item.id)
+                      .values(status="sending", locked_by="dead-worker", locked_until=utcnow()))
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
+        await client.chat_postMessage(channel=CHANNEL, text=f"{ref}: earlier", metadata={
+            "event_type": "evidence_bot_outbox", "event_payload": {"key": item.key}})
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: recorded_ts(engine)[ref])
+        assert summaries(slack) == Counter({ref: 1})
+        assert recorded_ts(engine)[ref] == slack.posted_messages(CHANNEL)[0]["ts"]
+
+
+async def test_a_decision_updates_the_summary_in_place(db_url: str, engine: Engine) -> None:
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        (ref,) = file_records(engine, settings, 1, body="Ask <!channel> and <@U0REV1> at <https://evil.example|bank>")
+        async with Service(settings, smtp=False, slack_post_interval=0.2) as svc:
+            await wait_for(lambda: recorded_ts(engine)[ref])
+            await asyncio.to_thread(decide, engine, settings, reference=ref, action=Action.REJECT,
+                                    actor="cli:Sam", reason="Not <!here> relevant")
+            svc.worker.wake()
+            await wait_for(lambda: slack.calls_to("chat.update"))
+        (ts,) = [m["ts"] for m in slack.posted_messages(CHANNEL)]
+        msg = slack.messages[(CHANNEL, ts)]
+        blocks = str(msg["blocks"])
+        assert "actions" not in [b["type"] for b in msg["blocks"]]
+        assert "Rejected" in blocks and "by Sam" in blocks and "Not &lt;!here&gt; relevant" in blocks
+        every_call = str([c.args for c in slack.calls])
+        assert "<!channel>" not in every_call and "<!here>" not in every_call and "<https://evil" not in every_call
+        assert "&lt;!channel&gt;" in str(slack.posted_messages(CHANNEL)[0]["blocks"])
+
+
+def _serve(db_url: str, slack: FakeSlack, log: Path) -> subprocess.Popen[bytes]:
+    """`evidence-bot serve --no-smtp` as its own process; its stderr goes to `log`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVIDENCE_", "SLACK_", "DATABASE_URL"))}
+    env.update({"DATABASE_URL": db_url, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s",
+                "SLACK_API_URL": slack.api_url, "EVIDENCE_REVIEW_CHANNEL": CHANNEL, "PORT": "0",
+                "EVIDENCE_RETRY_BASE_SECONDS": "0.2"})
+    with log.open("wb") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-smtp"], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err)
+
+
+async def test_two_serve_processes_and_a_sigkill_post_each_summary_once(
+    db_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    async with FakeSlack(post_interval=1.0) as slack:
+        settings = slack_settings(db_url, slack)
+        refs = file_records(engine, settings, 12)
+        procs = [_serve(db_url, slack, tmp_path / f"serve{i}.log") for i in range(2)]
+        try:
+            await wait_for(lambda: len(summaries(slack)) >= 4)
+            procs[0].send_signal(signal.SIGKILL)  # one dies mid-burst, holding whatever it had leased
+            procs[0].wait()
+            procs.append(_serve(db_url, slack, tmp_path / "serve2.log"))
+            # A dead worker's lease runs out after 60 s; the test makes that moment now.
+            with unit_of_work(engine) as s:
+                s.execute(update(OutboxItem).where(OutboxItem.status == "sending", OutboxItem.kind == "slack_summary")
+                          .values(locked_until=utcnow()))
+            await wait_for(lambda: len(summaries(slack)) == 12, timeout=90)
+            await wait_for(lambda: all(recorded_ts(engine).values()), timeout=30)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+            for p in procs:
+                p.wait(timeout=30)
+        assert summaries(slack) == Counter({r: 1 for r in refs}), [
+            (tmp_path / f"serve{i}.log").read_text()[-2000:] for i in range(3)]
