@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import unit_of_work
-from storage.repo import InboundDraft, insert_inbound, insert_inbound_batch
+from storage.repo import FastInboundInsert, InboundDraft, insert_inbound
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class GroupCommitter:
 
     def __init__(self, engine: Engine, *, max_batch: int = 64) -> None:
         self._engine = engine
+        self._insert = FastInboundInsert(engine.dialect)
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[InboundDraft, asyncio.Future[Stored]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -60,8 +61,8 @@ class GroupCommitter:
 
     def _commit(self, drafts: list[InboundDraft]) -> list[Stored]:
         try:
-            with unit_of_work(self._engine) as s:
-                return [Stored(*r) for r in insert_inbound_batch(s, drafts=drafts)]
+            with self._engine.begin() as conn:
+                return [Stored(*r) for r in self._insert(conn, drafts)]
         except IntegrityError:
             # Another process stored one of these keys between our look-up and our insert:
             # one by one, each insert skips what exists.

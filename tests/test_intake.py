@@ -87,15 +87,16 @@ def test_reference_numbers_skip_automatic_mail(engine: Engine, settings: Setting
 
 
 def test_a_batch_with_repeats_stores_each_message_once(engine: Engine) -> None:
-    from storage.repo import insert_inbound_batch
+    from storage.repo import FastInboundInsert
 
+    insert_inbound_batch = FastInboundInsert(engine.dialect)
     other = GOOD.replace(b"w-1@", b"w-9@")
     first = intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"])
-    with unit_of_work(engine) as s:
-        before = insert_inbound_batch(s, drafts=[first])
+    with engine.begin() as conn:
+        before = insert_inbound_batch(conn, [first])
     drafts = [intake.draft(r, envelope_from="a@b.c", rcpts=["evidence@localhost"]) for r in (other, GOOD, other)]
-    with unit_of_work(engine) as s:
-        result = insert_inbound_batch(s, drafts=drafts)
+    with engine.begin() as conn:
+        result = insert_inbound_batch(conn, drafts)
     (first_id, created), = before
     assert created
     assert result[1] == (first_id, False)  # stored by the earlier batch
