@@ -57,6 +57,10 @@ class OutboxWorker:
             outbox.claim_due, self.engine, worker=self.worker_id, kinds=list(self._performers)
         )
         for item in items:
+            # Items wait their turn behind Slack's pacing; act only while the lease is still ours.
+            if not await asyncio.to_thread(outbox.renew, self.engine, item_id=item.id, worker=self.worker_id):
+                log.warning("outbox %s (%s): lease lost before acting; left to its new holder", item.id, item.key)
+                continue
             try:
                 result = await self._performers[item.kind](item)
             except delivery.PermanentFailure as e:

@@ -119,6 +119,18 @@ def _finish(engine: Engine, item_id: int, worker: str, **values: Any) -> bool:
         return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
+def renew(engine: Engine, *, item_id: int, worker: str, lease: timedelta = timedelta(seconds=60)) -> bool:
+    """Extends the worker's lease just before it acts; False if another worker has taken it over."""
+    with unit_of_work(engine) as s:
+        res = s.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == item_id, col(OutboxItem.locked_by) == worker,
+                   col(OutboxItem.status) == "sending", col(OutboxItem.locked_until) > utcnow())
+            .values(locked_until=utcnow() + lease)
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
 def mark_done(engine: Engine, *, item_id: int, worker: str, result: str | None = None) -> bool:
     """Records success; False if the lease was lost (another worker took the item over)."""
     return _finish(engine, item_id, worker, status="done", done_at=utcnow(), result=result)

@@ -166,8 +166,13 @@ def send_one(port: int, i: int) -> str | None:
     return ok
 
 
-def stream(port: int, n: int, clients: int, accepted: list[str], lock: threading.Lock) -> list[threading.Thread]:
-    """`clients` threads share messages 0..n-1, one connection per message."""
+def stream(
+    port: int, n: int, clients: int, accepted: list[str], lock: threading.Lock, pause: float = 0.0
+) -> list[threading.Thread]:
+    """`clients` threads share messages 0..n-1, one connection per message, `pause` s apart.
+
+    The pause keeps the stream flowing for seconds whatever the door's speed, so the kill lands
+    mid-stream rather than after the last message."""
     todo = iter(range(n))
     todo_lock = threading.Lock()
 
@@ -181,6 +186,7 @@ def stream(port: int, n: int, clients: int, accepted: list[str], lock: threading
             if mid is not None:
                 with lock:
                     accepted.append(mid)
+            time.sleep(pause)
 
     threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
     for t in threads:
@@ -331,7 +337,7 @@ def test_sigkill_mid_stream_loses_no_accepted_message(
 
             accepted: list[str] = []
             lock = threading.Lock()
-            threads = stream(first.port, 60, 6, accepted, lock)
+            threads = stream(first.port, 120, 6, accepted, lock, pause=0.15)
 
             def ready_to_kill() -> bool:
                 if len(sink.messages) >= 3:
@@ -345,7 +351,7 @@ def test_sigkill_mid_stream_loses_no_accepted_message(
                 t.join(timeout=30)
             with lock:
                 accepted = list(accepted)
-            assert 25 <= len(accepted) < 60, len(accepted)  # the kill did cut the stream short
+            assert 25 <= len(accepted) < 120, len(accepted)  # the kill did cut the stream short
 
             _restart_and_finish(db_url, sink, log, procs, engine)
             check_everything(engine, sink, accepted)

@@ -292,7 +292,7 @@ async def test_reviewer_approves_and_the_summary_loses_its_buttons(env: Env) -> 
     after = await env.updated(summary)
     assert not [b for b in after["blocks"] if b["type"] == "actions"]
     shown = text_of(after["blocks"])
-    assert "Approved* by" in shown and REVIEWER in shown
+    assert f"Approved* by <@{REVIEWER}>" in shown
     sub = env.submission(reference)
     assert sub.status == "approved" and sub.decided_by == f"slack:{REVIEWER}"
     status = await env.command(f"status {reference}", user=SUBMITTER)

@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import intake
 from bot.decisions import decide
@@ -160,9 +161,12 @@ async def test_two_serve_processes_and_a_sigkill_post_each_summary_once(
             procs[0].send_signal(signal.SIGKILL)  # one dies mid-burst, holding whatever it had leased
             procs[0].wait()
             procs.append(_serve(db_url, slack, tmp_path / "serve2.log"))
-            # A dead worker's lease runs out after 60 s; the test makes that moment now.
+            # A dead worker's lease runs out after 60 s; the test makes that moment now (for the
+            # dead one's items only: the live process's leases are its own).
+            dead = f":{procs[0].pid}:"
             with unit_of_work(engine) as s:
-                s.execute(update(OutboxItem).where(OutboxItem.status == "sending", OutboxItem.kind == "slack_summary")
+                s.execute(update(OutboxItem).where(OutboxItem.status == "sending",
+                                                   col(OutboxItem.locked_by).contains(dead))
                           .values(locked_until=utcnow()))
             await wait_for(lambda: len(summaries(slack)) == 12, timeout=90)
             await wait_for(lambda: all(recorded_ts(engine).values()), timeout=30)

@@ -85,7 +85,7 @@ def summary_blocks(
     else:
         verdict = {"approved": ":white_check_mark: Approved", "rejected": ":x: Rejected",
                    "withdrawn": ":leftwards_arrow_with_hook: Withdrawn"}.get(status, status)
-        who = f" by {mrkdwn.escape(_person(decided_by))}" if decided_by else ""
+        who = f" by {_person(decided_by)}" if decided_by else ""
         when = f" on {decided_at}" if decided_at else ""
         why = f"\nReason: {mrkdwn.escape(reason)}" if reason else ""
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
@@ -94,6 +94,8 @@ def summary_blocks(
 
 
 def _person(actor: str) -> str:
-    """`slack:U1` shows as a mention of U1; `cli:Sam` as Sam."""
+    """`slack:U1` shows as a mention of U1 (our own, of a verified user ID); `cli:Sam` as Sam, escaped."""
     kind, _, name = actor.partition(":")
-    return f"<@{name}>" if kind == "slack" and name.isalnum() else name or actor
+    if kind == "slack" and name.isalnum():
+        return f"<@{name}>"
+    return mrkdwn.escape(name or actor)
