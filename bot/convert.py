@@ -10,7 +10,7 @@ from storage.models import Attachment, Submission
 _COPIED = (
     "message_id", "submitter_name", "submitter_email", "title", "project", "public_body", "supplier",
     "service_area", "contract_value_gbp", "savings_gbp", "period", "confidential", "declared_interests",
-    "summary", "body",
+    "summary", "body", "publication", "late",
 )
 
 

@@ -217,6 +217,8 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
     sub = submission_from_record(rec)
     sub.inbound_id = inbound.id
+    # Accepted all the same, but marked, so the group knows what came after the call closed.
+    sub.late = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
     if inbound.channel == "slack":
         sub.slack_user_id = inbound.envelope_from
     # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):

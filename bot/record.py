@@ -30,6 +30,9 @@ class Channel(StrEnum):
     SLACK = "slack"
 
 
+PUBLICATION = ("named", "anonymous", "not_for_publication")
+
+
 class Status(StrEnum):
     """Where a record stands. `received` waits for review; `filed` is automatic mail kept for the record."""
 
@@ -79,6 +82,8 @@ class EvidenceRecord:
     body: str | None = None
     attachments: list[AttachmentInfo] = field(default_factory=list)
     received_at: datetime | None = None
+    publication: str = "named"
+    late: bool = False
     # Not part of the JSON contract: what the parser learnt that the workflow needs.
     in_reply_to_reference: str | None = None
     automatic_reason: str | None = None
@@ -109,6 +114,8 @@ class EvidenceRecord:
             "body": self.body,
             "attachments": [asdict(a) for a in self.attachments],
             "received_at": self.received_at.isoformat() if self.received_at else None,
+            "publication": self.publication,
+            "late": self.late,
         }
 
 

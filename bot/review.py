@@ -78,7 +78,7 @@ class Reviewers:
 
 
 EDITABLE = ("title", "project", "public_body", "supplier", "service_area", "outcome", "contract_value_gbp",
-            "savings_gbp", "period", "confidential", "declared_interests", "summary")
+            "savings_gbp", "period", "confidential", "declared_interests", "summary", "publication")
 
 
 def parse_edit(values: Mapping[str, str | None]) -> tuple[dict[str, object], dict[str, str]]:
@@ -105,6 +105,11 @@ def parse_edit(values: Mapping[str, str | None]) -> tuple[dict[str, object], dic
                 errors[name] = "Choose success, failure, mixed or unknown"
         elif name == "confidential":
             out[name] = text.lower() in ("yes", "true", "1", "y", "confidential")
+        elif name == "publication":
+            if text not in ("named", "anonymous", "not_for_publication"):
+                errors[name] = "Choose named, anonymous or not for publication"
+            else:
+                out[name] = text
         else:
             out[name] = text or None
     return out, errors

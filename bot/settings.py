@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
         validation_alias="EVIDENCE_INQUIRY_TITLE",
     )
     log_level: str = Field("INFO", validation_alias="EVIDENCE_LOG_LEVEL")
+    inquiry_deadline: date | None = Field(None, validation_alias="EVIDENCE_INQUIRY_DEADLINE")
     retry_base_seconds: float = Field(30.0, gt=0, validation_alias="EVIDENCE_RETRY_BASE_SECONDS")
     # The web side: Slack's HTTP endpoint (/slack/events) and /healthz.
     web_host: str = Field("127.0.0.1", validation_alias="EVIDENCE_WEB_HOST")

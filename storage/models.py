@@ -77,6 +77,10 @@ class Submission(SQLModel, table=True):
     decision_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     review_channel: str | None = Field(default=None, max_length=32)
     review_ts: str | None = Field(default=None, max_length=32)
+    # The submitter's say over publication (named | anonymous | not_for_publication), and
+    # whether it arrived after the inquiry's deadline.
+    publication: str = Field(default="named", max_length=24)
+    late: bool = False
 
 
 class Attachment(SQLModel, table=True):

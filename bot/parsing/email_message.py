@@ -427,6 +427,9 @@ def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
         record.summary = _fallback_summary(body) or title or None
         return
     confidential = found.confidential
+    # The strictest wish anywhere in the message (body or attachment) is the one honoured.
+    strictness = {"named": 0, "anonymous": 1, "not_for_publication": 2}
+    publication = found.publication
     for att in record.attachments:
         if not att.text or att.content_type == "message/rfc822":
             continue  # an attached message's text is already in the body
@@ -441,12 +444,15 @@ def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
         if found.outcome == Outcome.UNKNOWN and extra.outcome != Outcome.UNKNOWN:
             found.outcome = extra.outcome
         confidential = confidential or extra.confidential
+        if strictness[extra.publication] > strictness[publication]:
+            publication = extra.publication
     record_fields = {f.name for f in fields(record)}
     for name in _FIELD_NAMES:
         if name in record_fields:
             setattr(record, name, getattr(found, name))
     record.outcome = found.outcome
     record.confidential = bool(confidential)
+    record.publication = publication
     try:
         summary = fields_mod.make_summary(found.prose or body, SUMMARY_MAX)
     except Exception as exc:  # noqa: BLE001

@@ -47,6 +47,8 @@ class Fields:
     period: str | None = None
     confidential: bool = False
     declared_interests: str | None = None
+    # named | anonymous | not_for_publication: the submitter's say over publication.
+    publication: str = "named"
     # The text with the recognised template lines taken out: the free evidence prose.
     prose: str = ""
 
@@ -71,6 +73,7 @@ for _field, _names in {
     "savings": ["savings", "savings achieved", "cost savings", "savings (£)", "saving"],
     "period": ["period", "dates", "timescale", "contract period", "duration"],
     "confidential": ["confidential", "anonymous", "keep confidential"],
+    "publication": ["publish", "publication", "publication preference", "publish as"],
     "declared_interests": [
         "declaration of interests", "declaration of interest", "declared interests", "declared interest",
         "interests", "interests declared", "conflict of interest", "conflicts of interest",
@@ -490,6 +493,32 @@ _YES = re.compile(r"^(?:yes|y|true|please|confidential|anonymous|yes\b.*)$", re.
 _NO = re.compile(r"^(?:no|n|false|none|not\s+confidential|no\b.*|happy\s+to\s+be\s+named.*)$", re.IGNORECASE)
 
 
+_NOT_FOR_PUBLICATION = re.compile(
+    r"\bnot\s+for\s+publication\b|\boff\s+the\s+record\b|\bdo\s+not\s+publish\s+(?:this|it|any\s+of\s+this)\b"
+    r"|\bfor\s+the\s+(?:group|committee|members)'?s?\s+eyes\s+only\b",
+    re.IGNORECASE,
+)
+
+
+def publication_from_value(value: str) -> str | None:
+    """The `Publish:` template line: named, anonymous or not for publication (None if unclear)."""
+    v = re.sub(r"[\s_-]+", " ", value.strip().lower())
+    if v.startswith(("not for", "no", "do not", "don't", "private", "unpublished", "confidential")):
+        return "not_for_publication" if "anonym" not in v else "anonymous"
+    if v.startswith(("anon", "without my name", "withhold")):
+        return "anonymous"
+    if v.startswith(("named", "yes", "with my name", "name")):
+        return "named"
+    return None
+
+
+def publication_from_text(text: str) -> str:
+    """A free-text request: "not for publication" beats "don't name me" beats the default."""
+    if _NOT_FOR_PUBLICATION.search(text):
+        return "not_for_publication"
+    return "anonymous" if is_confidential_request(text) else "named"
+
+
 def is_confidential_request(text: str) -> bool:
     """An explicit request to keep the submission or the sender's name out of publication.
 
@@ -530,6 +559,15 @@ def extract_fields(text: str) -> Fields:
         fields.confidential = True
     else:
         fields.confidential = is_confidential_request(prose)
+
+    chosen = publication_from_value(template["publication"]) if "publication" in template else None
+    if chosen is None:
+        chosen = publication_from_text(prose)
+        if chosen == "named" and fields.confidential:
+            chosen = "anonymous"  # "Confidential: yes" asks at least that the name be kept out
+    fields.publication = chosen
+    # Asking not to be named, or not to be published, is a request for confidentiality.
+    fields.confidential = fields.confidential or chosen != "named"
 
     bodies = find_public_bodies(prose)
     if fields.public_body is None:

@@ -40,6 +40,15 @@ def validate(values: dict[str, str | None]) -> dict[str, str]:
     return errors
 
 
+def _publication(chosen: str | None, confidential: str | None, from_text: str) -> str:
+    """The form's choice; else "keep my name confidential" means anonymous; else what the text asked."""
+    if chosen in ("named", "anonymous", "not_for_publication"):
+        return chosen
+    if confidential == "yes" and from_text == "named":
+        return "anonymous"
+    return from_text
+
+
 def _clean(v: str | None) -> str | None:
     v = (v or "").strip()
     return v or None
@@ -70,6 +79,7 @@ def record_from_form(
         savings_gbp=parse_money(values.get("savings") or "") or found.savings_gbp,
         period=_clean(values.get("period")) or found.period,
         confidential=(values.get("confidential") == "yes") or found.confidential,
+        publication=_publication(values.get("publication"), values.get("confidential"), found.publication),
         declared_interests=_clean(values.get("declared_interests")),
         summary=make_summary(found.prose or body) or project,
         body=body or None,
