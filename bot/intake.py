@@ -212,6 +212,10 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
                 received_at=inbound.received_at,
             )
             repo.add_followup(s, followup=fu, attachments=attachment_rows(rec))
+            from bot import withdraw  # not at the top: bot.withdraw imports this module's outbox kinds
+
+            # The submitter's "WITHDRAW" first, so a withdrawn record is not put back in review below.
+            withdraw.from_followup(s, settings, parent, fu)
             _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")
             return Filed(inbound.id, "follow_up", parent.reference)
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
