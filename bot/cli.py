@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("reference")
     sp.add_argument("--json", action="store_true")
 
+    from bot.search_cmd import add_arguments as search_arguments
+
+    search_arguments(sub.add_parser("search", help="full-text search of the records, best matches first"))
+
     sp = sub.add_parser("db", help="database administration")
     dbsub = sp.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=_Parser)
     dbsub.add_parser("upgrade", help="create or migrate the schema to the latest version")

@@ -27,6 +27,10 @@ from storage.migrate import is_up_to_date, upgrade
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "search":
+        from bot.search_cmd import cmd_search
+
+        return cmd_search(args, settings)
     handler = {
         "serve": cmd_serve, "parse": cmd_parse, "import": cmd_import, "list": cmd_list,
         "show": cmd_show, "export": cmd_export, "db": cmd_db, "decide": cmd_decide, "audit": cmd_audit,

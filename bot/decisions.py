@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot import acks
+from bot import acks, finding
 from bot.intake import SLACK_DM, SLACK_UPDATE
 from bot.review import EDITABLE, RESULT, Action, ReviewError, check_decision
 from bot.settings import Settings
@@ -70,6 +70,7 @@ def decide(
                                before={"status": previous}, after={"status": status})
         for k, v in values.items():
             setattr(sub, k, v)
+        finding.refresh(s, submission_id=sub.id)  # status is read live; keys and text stay in step
         _enqueue_effects(s, settings, sub, audit_id=entry.id or 0, action=action, reason=text)
         return Decided(sub.reference, status, actor, entry.at, text)
 
@@ -84,6 +85,7 @@ def edit_fields(engine: Engine, *, reference: str, actor: str, changes: dict[str
         if not after:
             return {}
         repo.update_submission(s, submission_id=sub.id, values=after)
+        finding.refresh(s, submission_id=sub.id)  # re-index the corrected text, re-key body/supplier
         entry = repo.add_audit(s, submission_id=sub.id, actor=actor, action="edit",
                                before={k: before[k] for k in after}, after=after)
         enqueue(s, key=f"{SLACK_UPDATE}:{sub.reference}:{entry.id}", kind=SLACK_UPDATE,

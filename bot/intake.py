@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot import acks
+from bot import acks, finding
 from bot.convert import attachment_rows, submission_from_record
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
@@ -217,6 +217,7 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
             # The submitter's "WITHDRAW" first, so a withdrawn record is not put back in review below.
             withdraw.from_followup(s, settings, parent, fu)
             _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")
+            finding.refresh(s, submission_id=parent.id)  # the follow-up's text and attachments become findable
             return Filed(inbound.id, "follow_up", parent.reference)
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
     sub = submission_from_record(rec)
@@ -236,6 +237,7 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         sub.status = Status.RECEIVED
     repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
     if rec.kind != Kind.AUTOMATIC:
+        finding.refresh(s, submission_id=sub.id or 0)  # search index and corroboration keys
         if inbound.channel == "slack":
             _enqueue_slack_receipt(s, settings, sub)
         else:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from bot import delivery, mrkdwn
 from bot.convert import record_from_submission
+from bot.corroboration import corroborating
 from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.record import EvidenceRecord
 from bot.settings import Settings
@@ -49,6 +50,7 @@ class SlackPerformer:
         self.post_interval = post_interval
         self._last_post: dict[str, float] = {}
         self._channel_locks: dict[str, asyncio.Lock] = {}
+        self._also: dict[int, list[str]] = {}  # submission id -> references corroborating it
 
     def performers(self) -> dict[str, Any]:
         return {SLACK_SUMMARY: self.summary, SLACK_UPDATE: self.update, SLACK_THREAD: self.thread,
@@ -102,13 +104,15 @@ class SlackPerformer:
             if sub is None or sub.id is None:
                 raise delivery.PermanentFailure(f"no record {reference}")
             atts = repo.attachments_of(s, submission_ids=[sub.id])[sub.id]
+            # Read with the record, so the summary built from it (see _blocks) is just as fresh.
+            self._also[sub.id] = corroborating(s, submission_id=sub.id)
             s.expunge(sub)
             return sub, record_from_submission(sub, atts)
 
     def _blocks(self, sub: Submission, rec: EvidenceRecord) -> tuple[str, list[dict[str, Any]]]:
         when = f"{sub.decided_at:%d %b %Y %H:%M} UTC" if sub.decided_at else None
         return summary_blocks(rec, slack_user_id=sub.slack_user_id, decided_by=sub.decided_by, decided_at=when,
-                              reason=sub.decision_reason)
+                              reason=sub.decision_reason, corroborated_by=self._also.pop(sub.id or 0, []))
 
     # -- performers -------------------------------------------------------------------------------
     async def summary(self, item: Claimed) -> str:

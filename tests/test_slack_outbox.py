@@ -178,3 +178,33 @@ async def test_two_serve_processes_and_a_sigkill_post_each_summary_once(
                 p.wait(timeout=30)
         assert summaries(slack) == Counter({r: 1 for r in refs}), [
             (tmp_path / f"serve{i}.log").read_text()[-2000:] for i in range(3)]
+
+
+async def test_a_follow_up_appears_in_the_summary_thread(db_url: str, engine: Engine) -> None:
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        (ref,) = file_records(engine, settings, 1)
+        async with Service(settings, smtp=False, slack_post_interval=0.2) as svc:
+            await wait_for(lambda: recorded_ts(engine)[ref])
+            reply = (f"From: Ann <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received\r\n"
+                     "Message-ID: <fu-1@example.org>\r\n\r\nThe contract was extended <!channel> in 2021.\r\n").encode()
+            intake.store_now(engine, intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"]))
+            await asyncio.to_thread(intake.process_pending, engine, settings)
+            svc.worker.wake()
+            await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
+        (summary_ts,) = [v for v in recorded_ts(engine).values()]
+        (threaded,) = [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")]
+        assert threaded["thread_ts"] == summary_ts
+        assert "extended &lt;!channel&gt; in 2021" in threaded["text"]
+
+
+async def test_very_long_texts_are_cut_to_slacks_limits(db_url: str, engine: Engine) -> None:
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        body = ("The & council <b> said " * 800) + "\r\n\r\n" + "Annex. " * 3000
+        (ref,) = file_records(engine, settings, 1, body=body)
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: recorded_ts(engine)[ref])
+        (post,) = slack.posted_messages(CHANNEL)
+        assert not [c for c in slack.calls_to("chat.postMessage") if c.rejected]
+        assert all(len(b["text"]["text"]) <= 3000 for b in post["blocks"] if b["type"] == "section" and "text" in b)

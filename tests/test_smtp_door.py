@@ -346,3 +346,20 @@ async def test_starttls_when_a_certificate_is_configured(db_url: str, tls_files:
         has_tls, refused = await asyncio.to_thread(_go)
         assert has_tls and refused == {}
         await wait_for(lambda: count(svc.engine, Submission) == 1)
+
+
+async def test_the_submitter_hears_the_decision_on_their_thread(service: Service, sink: Sink) -> None:
+    from bot.decisions import decide
+    from bot.review import Action
+
+    await send(service.smtp_port, evidence(1))
+    await wait_for(lambda: len(sink.messages) == 1)
+    await asyncio.to_thread(decide, service.engine, service.settings, reference="EV-000001",
+                            action=Action.REJECT, actor="cli:Sam", reason="It is about a grant, not a contract.")
+    service.worker.wake()
+    await wait_for(lambda: len(sink.messages) == 2)
+    notice = sink.messages[1].message
+    assert notice["Subject"] == "[EV-000001] Your evidence: not accepted"
+    assert notice["In-Reply-To"] == "<msg-1@example.org>" and notice["To"] == "ann@example.org"
+    assert notice["Auto-Submitted"] == "auto-replied"
+    assert "It is about a grant, not a contract." in notice.get_body(("plain",)).get_content()

@@ -46,8 +46,12 @@ def summary_blocks(
     decided_by: str | None = None,
     decided_at: str | None = None,
     reason: str | None = None,
+    corroborated_by: list[str] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) for the review summary; buttons only while the record is open."""
+    """(fallback text, blocks) for the review summary; buttons only while the record is open.
+
+    `corroborated_by`: references of other records about the same public body and supplier.
+    """
     ref = rec.reference or "?"
     title = rec.title or rec.project or "(no title)"
     fallback = mrkdwn.cut(f"{ref}: {mrkdwn.escape(title)}", 300)
@@ -72,6 +76,11 @@ def summary_blocks(
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": mrkdwn.safe(f"Attachments: {names}", FIELD_MAX)}]})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": submitter_line(rec, slack_user_id)}]})
+    if corroborated_by:
+        refs = ", ".join(mrkdwn.escape(r) for r in corroborated_by[:20])
+        more = f" and {len(corroborated_by) - 20} more" if len(corroborated_by) > 20 else ""
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn.cut(
+            f":link: Also reported in {refs}{more}", FIELD_MAX)}]})
     status = rec.status or "received"
     if status in ("received", "needs_info"):
         if status == "needs_info":

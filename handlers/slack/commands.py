@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import mrkdwn
 from bot.services import Services
-from handlers.slack import modals, submitter
+from handlers.slack import find, modals, submitter
 from handlers.slack.common import Snapshot, load_async, may_review, person, reference_of
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ HELP = (
     "• `/evidence` or `/evidence submit` opens the evidence form.\n"
     "• `/evidence status EV-000042` tells you where your submission stands.\n"
     "• `/evidence mine` lists your submissions; `/evidence withdraw EV-000042` withdraws one of them.\n"
+    "• `/evidence search WORDS` searches accepted evidence and your own submissions.\n"
     "• `/evidence help` shows this message.\n"
     "You can also choose *Submit as evidence* from a message's ⋯ menu to start the form from that message."
 )
@@ -96,6 +97,10 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(text=await submitter.withdraw_answer(services, user_id, rest))
         elif verb == "mine":
             await ack(text=await submitter.mine_answer(services, user_id))
+        elif verb == "search":
+            await ack(text=await find.search_answer(services, user_id, rest))
+        elif verb == "stats":
+            await ack(text=await find.stats_answer(services, user_id))
         elif verb in ("help", "?"):
             await ack(text=HELP)
         else:
