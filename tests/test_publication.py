@@ -61,7 +61,8 @@ def test_the_slack_form_choice() -> None:
 def test_late_submissions_are_accepted_and_marked(db_url: str, engine: Engine) -> None:
     settings = make_settings(db_url, EVIDENCE_INQUIRY_DEADLINE="2020-01-31")
     assert settings.inquiry_deadline == date(2020, 1, 31)
-    raw = b"From: Ann <ann@example.org>\r\nSubject: Evidence\r\nMessage-ID: <late@x>\r\n\r\nPublish: anonymous\r\n\r\nx\r\n"
+    raw = (b"From: Ann <ann@example.org>\r\nSubject: Evidence\r\nMessage-ID: <late@x>\r\n\r\n"
+           b"Publish: anonymous\r\n\r\nx\r\n")
     intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     with unit_of_work(engine) as s:

@@ -188,7 +188,8 @@ async def test_a_follow_up_appears_in_the_summary_thread(db_url: str, engine: En
             await wait_for(lambda: recorded_ts(engine)[ref])
             reply = (f"From: Ann <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received\r\n"
                      "Message-ID: <fu-1@example.org>\r\n\r\nThe contract was extended <!channel> in 2021.\r\n").encode()
-            intake.store_now(engine, intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"]))
+            d = intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"])
+            intake.store_now(engine, d)
             await asyncio.to_thread(intake.process_pending, engine, settings)
             svc.worker.wake()
             await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
