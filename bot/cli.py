@@ -50,9 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("reference")
     sp.add_argument("--json", action="store_true", help="print the record as JSON")
 
-    sp = sub.add_parser("export", help="export records")
-    sp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    sp.add_argument("--status", help="only records with this status")
+    sp = sub.add_parser("export", help="export records, or the evidence pack (html, md)",
+                        description="Every format follows the pack's rules: withdrawn records never, not-for-"
+                        "publication records only with --include-unpublished, no anonymous names, no e-mail "
+                        "addresses, contact details removed from the evidence.")
+    sp.add_argument("--format", choices=["jsonl", "csv", "html", "md"], default="jsonl")
+    sp.add_argument("--status", help="only records with this status (html, md: default approved; "
+                    "jsonl, csv: default every status but withdrawn)")
+    sp.add_argument("--include-unpublished", action="store_true",
+                    help="the internal pack: include records not for publication, marked as such")
     sp.add_argument("-o", "--output", type=Path, help="write to FILE instead of standard output")
 
     sp = sub.add_parser("decide", help="approve, reject or ask for more information, as a reviewer")
@@ -68,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.search_cmd import add_arguments as search_arguments
 
     search_arguments(sub.add_parser("search", help="full-text search of the records, best matches first"))
+
+    from bot.privacy_cli import add_arguments as add_privacy_commands
+
+    add_privacy_commands(sub)  # erase, purge
 
     sp = sub.add_parser("db", help="database administration")
     dbsub = sp.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=_Parser)

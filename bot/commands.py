@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -27,6 +25,10 @@ from storage.migrate import is_up_to_date, upgrade
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("erase", "purge"):
+        from bot import privacy_cli
+
+        return privacy_cli.run(args, _engine(settings))
     if args.command == "search":
         from bot.search_cmd import cmd_search
 
@@ -160,34 +162,30 @@ def _print_record(rec: EvidenceRecord) -> None:
         print(f"\nEvidence\n{rec.body.strip()}")
 
 
-CSV_COLUMNS = [k for k in JSON_KEYS if k not in ("attachments",)] + ["attachment_names"]
-
-
-def _csv_rows(recs: Iterable[EvidenceRecord]) -> Iterator[dict[str, Any]]:
-    for r in recs:
-        d = r.to_json()
-        d["attachment_names"] = "; ".join(a.filename or "(unnamed)" for a in r.attachments)
-        d.pop("attachments")
-        yield d
-
-
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    recs = _records(settings, status=args.status)
-    buf: IO[str] = io.StringIO() if args.output else sys.stdout
-    if args.format == "jsonl":
-        for r in recs:
-            buf.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
-    else:
-        w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        w.writerows(_csv_rows(recs))
-    if args.output:
-        assert isinstance(buf, io.StringIO)
-        try:
-            args.output.write_text(buf.getvalue(), encoding="utf-8")
-        except OSError as e:
-            raise UserError(f"cannot write {args.output}: {e.strerror}") from None
-        print(f"wrote {args.output}", file=sys.stderr)
+    """Every format goes through bot.pack, so the export rules (withdrawn never, not for publication
+    only on request, anonymity, contact details removed) hold whatever leaves; see bot/pack.py."""
+    from bot import pack
+
+    status = args.status or ("approved" if args.format in ("html", "md") else None)
+
+    def bar(items: Iterable[Any], n: int) -> Iterable[Any]:
+        return tqdm(items, total=n, unit="record", desc="pack", file=sys.stderr, disable=None)
+
+    try:
+        built = pack.collect(_engine(settings), status=status, include_unpublished=args.include_unpublished,
+                             progress=bar, settings=settings)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    text = pack.render(built, args.format)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {args.output}: {e.strerror}") from None
+    print(f"wrote {args.output} ({len(built.records)} record(s))", file=sys.stderr)
     return 0
 
 

@@ -94,7 +94,7 @@ class _SlackError(Exception):
 class FakeSlack:
     """``async with FakeSlack() as slack:`` — an aiohttp server on 127.0.0.1:<ephemeral> imitating Slack.
 
-    State tests can inspect or seed: ``calls``, ``messages``, ``ephemerals``, ``views``, ``usergroups``,
+    State tests can inspect or seed: ``calls``, ``messages``, ``ephemerals``, ``views``, ``home_views``, ``usergroups``,
     ``users``, ``files``, ``uploads``, ``responses``, ``socket_acks``.
     """
 
@@ -121,6 +121,7 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], JsonDict] = {}
         self.ephemerals: list[JsonDict] = []
         self.views: dict[str, JsonDict] = {}
+        self.home_views: dict[str, JsonDict] = {}  # user id -> the Home tab published for them
         self.usergroups: dict[str, list[str]] = {}
         self.users: dict[str, JsonDict] = {}
         # file_id -> metadata from getUploadURLExternal, completed by completeUploadExternal.
@@ -592,6 +593,22 @@ class FakeSlack:
             raise _SlackError("hash_conflict")
         view = self._view_from(args)
         stored = self._store_view(view, view_id, root_view_id=old["root_view_id"], previous=old["previous_view_id"])
+        return {"ok": True, "view": stored}
+
+    def _m_views_publish(self, args: JsonDict) -> JsonDict:
+        user_id = args.get("user_id")
+        if not isinstance(user_id, str) or not user_id:
+            raise _SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing user_id"]})
+        view = self._view_from(args)
+        if view.get("type") != "home":
+            raise _SlackError("invalid_arguments",
+                              response_metadata={"messages": ["[ERROR] must be home [json-pointer:/view/type]"]})
+        old = self.home_views.get(user_id)
+        if old is not None and args.get("hash") and args["hash"] != old["hash"]:
+            raise _SlackError("hash_conflict")
+        view_id = old["id"] if old is not None else self._next_id("V")
+        stored = self._store_view(view, view_id, root_view_id=view_id, previous=None)
+        self.home_views[user_id] = stored
         return {"ok": True, "view": stored}
 
     def _m_usergroups_users_list(self, args: JsonDict) -> JsonDict:

@@ -1,0 +1,399 @@
+"""The evidence pack: what the APPG sees, built from the approved records.
+
+`collect()` reads the records with their attachments and follow-ups and applies the export rules;
+`render()` turns the result into HTML (print it from a browser for an A4 PDF), Markdown, CSV or
+JSONL. The same rules apply to every format, because every format leaves the building:
+
+- withdrawn records are never included, whatever status is asked for;
+- records marked "not for publication" are left out, unless `include_unpublished` builds the
+  internal pack, in which case they are included and marked "Not for publication" everywhere;
+- anonymous (and not-for-publication) records carry no submitter name or e-mail address, and the
+  name is scrubbed from their own text (summary, body, attachment names and text, follow-ups);
+- nobody's e-mail address is exported (named contributors are named, not made contactable), and
+  personal contact details in any evidence text become "[contact details removed]" (bot.redact);
+- Message-IDs are dropped: they often embed the sender's address and mean nothing to a reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+
+from bot import redact
+from bot.convert import record_from_submission
+from bot.record import JSON_KEYS, AttachmentInfo, EvidenceRecord, Status
+from bot.settings import Settings, get_settings
+from bot.templating import render as render_template
+from storage import repo
+from storage.db import unit_of_work
+from storage.models import FollowUp, Submission
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[Any], int], Iterable[Any]]
+"""Wraps the records being read (and their count), e.g. in a tqdm bar; must yield them unchanged."""
+
+FORMATS = ("html", "md", "csv", "jsonl")
+
+# Kinds of public body, in the order the overview lists them.
+BODY_KINDS: dict[str, str] = {
+    "council": "Council",
+    "nhs": "NHS",
+    "fire": "Fire and rescue",
+    "police": "Police",
+    "ambulance": "Ambulance",
+    "combined_authority": "Combined authority",
+    "central_government": "Central government",
+    "other": "Other",
+}
+
+OUTCOME_LABELS = {"success": "Success", "failure": "Failure", "mixed": "Mixed", "unknown": "Unclear"}
+
+# First match wins, so the more specific kinds come first: "London Ambulance Service NHS Trust" is
+# an ambulance service, "West Midlands Combined Authority" is not a council, "Durham County Council
+# Fire" is not what anyone writes but "County Durham and Darlington Fire and Rescue" is fire.
+_BODY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE))
+    for kind, pattern in (
+        ("other", r"\b(academy|academies|school|university|college)\b"),
+        ("ambulance", r"\bambulance\b"),
+        ("fire", r"\bfire\b"),
+        ("police", r"\b(police|constabulary|crime commissioner)\b"),
+        ("nhs", r"\b(nhs|trust|integrated care|icb|ccg|clinical commissioning|hospitals?|health board"
+                r"|primary care|health service)\b"),
+        ("combined_authority", r"\b(combined (county )?authority|greater london authority|mayoral)\b"),
+        ("council", r"\b(council|borough|county|district|city of london corporation|metropolitan|unitary"
+                    r"|parish)\b"),
+        ("central_government", r"\b(department|dept|ministry|hm|hmrc|hmpps|his majesty'?s|her majesty'?s"
+                               r"|home office|cabinet office|foreign office|treasury|agency|dwp|dfe|mod|dhsc"
+                               r"|dvla|dvsa|government|prison service|border force|office for|executive)\b"),
+    )
+)
+
+
+def classify_public_body(name: str | None) -> str:
+    """The kind of a public body from its name: a key of BODY_KINDS ("other" when unsure or unnamed)."""
+    if not name or not name.strip():
+        return "other"
+    for kind, pattern in _BODY_RULES:
+        if pattern.search(name):
+            return kind
+    return "other"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    count: int
+    width: float  # in the chart's SVG units, proportional to count
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    bars: list[Bar]
+
+    @property
+    def height(self) -> int:
+        return 12 + 26 * len(self.bars)
+
+
+@dataclass
+class PackAttachment:
+    name: str
+    size: str
+
+
+@dataclass
+class PackFollowUp:
+    received: str
+    subject: str | None
+    paragraphs: list[str]
+
+
+@dataclass
+class PackRecord:
+    """One record as the pack prints it; `record` is the redacted record CSV and JSONL are made from."""
+
+    record: EvidenceRecord
+    reference: str
+    anchor: str
+    heading: str
+    contributor: str | None  # None: anonymous
+    not_for_publication: bool
+    late: bool
+    received: str
+    summary: str | None
+    facts: list[tuple[str, str]]
+    paragraphs: list[str]
+    attachments: list[PackAttachment]
+    followups: list[PackFollowUp]
+    body_kind: str
+
+
+@dataclass
+class Pack:
+    inquiry_title: str
+    generated: date
+    status: str | None
+    include_unpublished: bool
+    records: list[PackRecord] = field(default_factory=list)
+    period_start: date | None = None
+    period_end: date | None = None
+    by_outcome: list[tuple[str, int]] = field(default_factory=list)
+    by_service_area: list[tuple[str, int]] = field(default_factory=list)
+    by_body_kind: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def period(self) -> str:
+        if self.period_start is None or self.period_end is None:
+            return "no evidence yet"
+        if self.period_start == self.period_end:
+            return long_date(self.period_start)
+        return f"{long_date(self.period_start)} to {long_date(self.period_end)}"
+
+    @property
+    def generated_text(self) -> str:
+        return long_date(self.generated)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        recs = self.records
+        return {
+            "records": len(recs),
+            "named": sum(r.contributor is not None for r in recs),
+            "anonymous": sum(r.contributor is None for r in recs),
+            "late": sum(r.late for r in recs),
+            "not_for_publication": sum(r.not_for_publication for r in recs),
+            "attachments": sum(len(r.attachments) for r in recs),
+            "followups": sum(len(r.followups) for r in recs),
+        }
+
+    @property
+    def what(self) -> str:
+        """How the records were chosen, for the cover ("approved evidence")."""
+        return f"{self.status.replace('_', ' ')} evidence" if self.status else "evidence"
+
+    @property
+    def charts(self) -> list[Chart]:
+        return [
+            _chart("By outcome", self.by_outcome),
+            _chart("By service area", self.by_service_area),
+            _chart("By kind of public body", self.by_body_kind),
+        ]
+
+
+def long_date(d: date | datetime) -> str:
+    return f"{d.day} {d:%B %Y}"
+
+
+def money(v: int | None) -> str:
+    return f"£{v:,}" if v is not None else "Not stated"
+
+
+def file_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        kb = n / 1024
+        return f"{kb:.1f} KB" if kb < 10 else f"{kb:.0f} KB"
+    mb = n / (1024 * 1024)
+    return f"{mb:.1f} MB"
+
+
+def paragraphs(text: str | None) -> list[str]:
+    """The evidence as paragraphs: split on blank lines, each stripped; lines within one kept."""
+    if not text:
+        return []
+    return [p.strip() for p in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")) if p.strip()]
+
+
+def _chart(title: str, counts: Sequence[tuple[str, int]], width: float = 320.0) -> Chart:
+    top = max((n for _, n in counts), default=0) or 1
+    return Chart(title, [Bar(label if len(label) <= 34 else label[:33] + "…", n, round(width * n / top, 1))
+                         for label, n in counts])
+
+
+def _ranked(counter: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0].lower()))
+
+
+def _hidden(rec: EvidenceRecord) -> bool:
+    """Whether the contributor's identity is kept out: anonymous, and not-for-publication too
+    (someone who asked for their evidence not to be published did not ask to be named in it)."""
+    return rec.publication != "named"
+
+
+_TEXT_FIELDS = ("title", "project", "public_body", "supplier", "service_area", "period", "declared_interests",
+                "summary", "body")
+
+
+def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()) -> EvidenceRecord:
+    """A copy of `rec` fit to leave the service (see the module docstring for the rules)."""
+    hidden = _hidden(rec)
+    pats = redact.name_patterns([rec.submitter_name, *other_names], [rec.submitter_email]) if hidden else []
+    changes: dict[str, Any] = {k: redact.scrub(getattr(rec, k), pats) for k in _TEXT_FIELDS}
+    changes["attachments"] = [
+        AttachmentInfo(redact.scrub(a.filename, pats), a.content_type, a.size, a.sha256, redact.scrub(a.text, pats))
+        for a in rec.attachments
+    ]
+    return replace(rec, submitter_name=None if hidden else rec.submitter_name, submitter_email=None,
+                   message_id=None, **changes)
+
+
+def _heading(ref: str, contributor: str | None, hidden: bool) -> str:
+    who = "an anonymous contributor" if hidden else (contributor or "an unnamed contributor")
+    return f"Written evidence submitted by {who} ({ref})"
+
+
+def _facts(rec: EvidenceRecord) -> list[tuple[str, str]]:
+    ns = "Not stated"
+    return [
+        ("Public body", rec.public_body or ns),
+        ("Supplier", rec.supplier or ns),
+        ("Project", rec.project or ns),
+        ("Service area", rec.service_area or ns),
+        ("Outcome", OUTCOME_LABELS.get(str(rec.outcome), str(rec.outcome))),
+        ("Contract value", money(rec.contract_value_gbp)),
+        ("Savings", money(rec.savings_gbp)),
+        ("Period", rec.period or ns),
+        ("Declared interests", rec.declared_interests or "None declared"),
+    ]
+
+
+def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[FollowUp]) -> PackRecord:
+    hidden = _hidden(rec)
+    # A follow-up may sign off differently ("A. Example"): those names go too on an anonymous record.
+    other = [f.sender_name for f in followups] if hidden else []
+    clean = redact_record(rec, other_names=other)
+    pats = redact.name_patterns([rec.submitter_name, *other], [rec.submitter_email]) if hidden else []
+    ref = rec.reference or f"record {sub.id}"
+    return PackRecord(
+        record=clean,
+        reference=ref,
+        anchor=re.sub(r"[^A-Za-z0-9_-]+", "-", ref),
+        heading=_heading(ref, clean.submitter_name, hidden),
+        contributor=clean.submitter_name if not hidden else None,
+        not_for_publication=rec.publication == "not_for_publication",
+        late=bool(rec.late),
+        received=long_date(rec.received_at) if rec.received_at else "date not known",
+        summary=clean.summary,
+        facts=_facts(clean),
+        paragraphs=paragraphs(clean.body),
+        attachments=[PackAttachment(a.filename or "(unnamed attachment)", file_size(a.size))
+                     for a in clean.attachments],
+        followups=[
+            PackFollowUp(long_date(f.received_at), redact.scrub(f.subject, pats),
+                         paragraphs(redact.scrub(f.body, pats)))
+            for f in followups
+        ],
+        body_kind=classify_public_body(rec.public_body),
+    )
+
+
+def _order(sub: Submission) -> tuple[bool, int, int]:
+    return (sub.ref_no is None, sub.ref_no or 0, sub.id or 0)
+
+
+def collect(
+    engine: Engine,
+    *,
+    status: str | None = "approved",
+    include_unpublished: bool = False,
+    progress: Progress | None = None,
+    settings: Settings | None = None,
+    generated: date | None = None,
+) -> Pack:
+    """The pack of records with `status` (None: every status but withdrawn), in reference order.
+
+    Raises ValueError for a status that does not exist or is never exported (withdrawn).
+    """
+    if status is not None and status not in {str(s) for s in Status}:
+        raise ValueError(f"unknown status {status!r} (one of: {', '.join(s for s in Status)})")
+    if status == Status.WITHDRAWN:
+        raise ValueError("withdrawn records are never exported")
+    settings = settings or get_settings()
+    with unit_of_work(engine) as s:
+        subs = [x for x in repo.list_submissions(s, status=status)
+                if x.status != Status.WITHDRAWN and (include_unpublished or x.publication != "not_for_publication")]
+        subs.sort(key=_order)
+        atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
+        wrapped: Iterable[Submission] = progress(subs, len(subs)) if progress else subs
+        records = []
+        for sub in wrapped:
+            rec = record_from_submission(sub, atts.get(sub.id or 0, []))
+            records.append(_pack_record(sub, rec, repo.followups_of(s, submission_id=sub.id or 0)))
+    pack = Pack(inquiry_title=settings.inquiry_title, generated=generated or date.today(), status=status,
+                include_unpublished=include_unpublished, records=records)
+    when = [r.record.received_at for r in records if r.record.received_at]
+    if when:
+        pack.period_start, pack.period_end = min(when).date(), max(when).date()
+    outcomes = Counter(str(r.record.outcome) for r in records)
+    pack.by_outcome = [(label, outcomes[k]) for k, label in OUTCOME_LABELS.items() if outcomes[k]]
+    pack.by_service_area = _ranked(Counter((r.record.service_area or "Not stated").strip() for r in records))
+    kinds = Counter(r.body_kind for r in records)
+    pack.by_body_kind = [(label, kinds[k]) for k, label in BODY_KINDS.items() if kinds[k]]
+    return pack
+
+
+# Rendering
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~#])")
+_MD_LINE_START = re.compile(r"^(\s*)([-+=]|\d+[.)])", re.MULTILINE)
+
+
+def md_escape(text: object) -> str:
+    """Text safe inside Markdown: markup characters backslash-escaped (so "<script>" in evidence
+    stays text in any renderer), and a line that would start a list or rule escaped too."""
+    s = _MD_SPECIAL.sub(r"\\\1", str(text))
+    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
+
+
+def md_cell(text: object) -> str:
+    return md_escape(" ".join(str(text).split()))
+
+
+def md_indent(text: str, by: int) -> str:
+    """Continuation lines of a list item, indented so Markdown keeps them inside the item."""
+    return text.replace("\n", "\n" + " " * by)
+
+
+CSV_COLUMNS = [k for k in JSON_KEYS if k != "attachments"] + ["attachment_names", "public_body_kind"]
+
+
+def render_csv(pack: Pack) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    w.writeheader()
+    for r in pack.records:
+        d = r.record.to_json()
+        d.pop("attachments")
+        d["attachment_names"] = "; ".join(a.name for a in r.attachments)
+        d["public_body_kind"] = r.body_kind
+        w.writerow(d)
+    return buf.getvalue()
+
+
+def render_jsonl(pack: Pack) -> str:
+    return "".join(json.dumps(r.record.to_json(), ensure_ascii=False) + "\n" for r in pack.records)
+
+
+def render(pack: Pack, fmt: str) -> str:
+    """The pack as `fmt` (one of FORMATS)."""
+    if fmt == "csv":
+        return render_csv(pack)
+    if fmt == "jsonl":
+        return render_jsonl(pack)
+    if fmt == "html":
+        return render_template("pack.html.j2", pack=pack, body_kinds=BODY_KINDS)
+    if fmt == "md":
+        return render_template("pack.md.j2", pack=pack, md=md_escape, cell=md_cell, indent=md_indent)
+    raise ValueError(f"unknown format {fmt!r}")
