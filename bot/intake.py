@@ -298,6 +298,20 @@ def slack_draft(*, view_id: str, user_id: str, user_name: str | None, values: di
                         message_id=None, envelope_from=user_id, envelope_to=(), peer="slack", channel="slack")
 
 
+_WORKER_ENGINES: dict[str, Engine] = {}
+
+
+def process_in_worker(settings: Settings, inbound_id: int) -> Filed | None:
+    """process_inbound, run inside the parser's worker process with an engine of its own there:
+    parsing and filing then cost the service's process (and its GIL) nothing."""
+    from storage.db import make_engine
+
+    engine = _WORKER_ENGINES.get(settings.database_url)
+    if engine is None:
+        engine = _WORKER_ENGINES[settings.database_url] = make_engine(settings.database_url)
+    return process_inbound(engine, settings, inbound_id=inbound_id)
+
+
 def process_pending(engine: Engine, settings: Settings, *, limit: int = 50) -> list[Filed]:
     """Files every stored message still waiting (after a crash, or new), oldest first."""
     with unit_of_work(engine) as s:

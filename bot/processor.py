@@ -17,7 +17,6 @@ from concurrent.futures.process import BrokenProcessPool
 from sqlalchemy.engine import Engine
 
 from bot import intake
-from bot.record import EvidenceRecord
 from bot.settings import Settings
 from storage import repo
 from storage.db import unit_of_work
@@ -51,27 +50,25 @@ class Processor:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    async def _parse(self, job: intake.ToParse) -> tuple[EvidenceRecord | None, str | None]:
+    async def process_one(self, inbound_id: int) -> intake.Filed | None:
+        """Parses and files one message in the worker process; files it unparsed if that fails."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._executor(), intake.parse_stored, job),
-                                          timeout=self.time_limit)
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._executor(), intake.process_in_worker, self.settings, inbound_id),
+                timeout=self.time_limit,
+            )
         except TimeoutError:
-            log.error("parsing message %d took over %g s; filed unparsed", job.inbound_id, self.time_limit)
-            self._discard_pool()
-            return None, f"parsing took longer than {self.time_limit:g} s"
+            log.error("parsing message %d took over %g s; filed unparsed", inbound_id, self.time_limit)
+            error = f"parsing took longer than {self.time_limit:g} s"
         except BrokenProcessPool:
-            log.error("the parser process died on message %d; filed unparsed", job.inbound_id)
-            self._discard_pool()
-            return None, "the parser process died (out of memory?)"
-
-    async def process_one(self, inbound_id: int) -> intake.Filed | None:
+            log.error("the parser process died on message %d; filed unparsed", inbound_id)
+            error = "the parser process died (out of memory?)"
+        self._discard_pool()
         loaded = await asyncio.to_thread(intake.load_received, self.engine, self.settings, inbound_id=inbound_id)
         if loaded is None:
-            return None
-        inbound, job = loaded
-        rec, error = await self._parse(job)
-        return await asyncio.to_thread(intake.file_parsed, self.engine, self.settings, inbound, rec, error)
+            return None  # the worker had filed it after all
+        return await asyncio.to_thread(intake.file_parsed, self.engine, self.settings, loaded[0], None, error)
 
     async def process_pending(self, limit: int = 50) -> list[intake.Filed]:
         ids = await asyncio.to_thread(self._pending, limit)
