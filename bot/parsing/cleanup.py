@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from bot.parsing.text import join_paragraphs
+
 _FORWARD_MARKER = re.compile(
     r"^\s*(?:-{2,}\s*Forwarded message\s*-{2,}|Begin forwarded message\s*:|-{2,}\s*Original Message\s*-{2,}"
     r"|-{2,}\s*Weitergeleitete Nachricht\s*-{2,})\s*$",
@@ -239,15 +241,4 @@ def _drop_sign_off(lines: list[str]) -> list[str]:
 
 
 def _tidy(lines: list[str]) -> str:
-    out: list[str] = []
-    blank = 0
-    for line in lines:
-        line = line.rstrip()
-        if not line:
-            blank += 1
-            continue
-        if out and blank:
-            out.append("")
-        blank = 0
-        out.append(line)
-    return "\n".join(out).strip()
+    return join_paragraphs(line.rstrip() for line in lines).strip()

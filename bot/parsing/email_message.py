@@ -24,6 +24,7 @@ from bot.parsing.attachments import DEFAULT_LIMITS, Limits, decode_text, extract
 from bot.parsing.classify import automatic_reason, follow_up_reference, header_text
 from bot.parsing.cleanup import clean_body
 from bot.parsing.html import html_to_text
+from bot.parsing.text import join_paragraphs
 from bot.record import SUMMARY_MAX, AttachmentInfo, Channel, EvidenceRecord, Kind, Outcome
 
 # A single body part larger than this is cut before conversion: nobody types a megabyte of
@@ -402,18 +403,7 @@ def _join_parts(parts: list[str], *, forwarded: bool) -> str:
 def normalise_text(text: str) -> str:
     """Unix line endings, no trailing spaces, at most one blank line in a row."""
     text = _CONTROL_CHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    lines = [line.rstrip() for line in text.split("\n")]
-    out: list[str] = []
-    blank = 0
-    for line in lines:
-        if not line:
-            blank += 1
-            continue
-        if out and blank:
-            out.append("")
-        blank = 0
-        out.append(line)
-    return "\n".join(out).strip()
+    return join_paragraphs(line.rstrip() for line in text.split("\n")).strip()
 
 
 # -- fields ---------------------------------------------------------------------------------------------

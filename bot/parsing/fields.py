@@ -561,6 +561,8 @@ def extract_fields(text: str) -> Fields:
         fields.confidential = is_confidential_request(prose)
 
     chosen = publication_from_value(template["publication"]) if "publication" in template else None
+    if chosen is None and confidential and _NO.match(confidential):
+        chosen = "named"  # the template's explicit "Confidential: no" beats wording in the prose
     if chosen is None:
         chosen = publication_from_text(prose)
         if chosen == "named" and fields.confidential:

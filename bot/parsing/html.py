@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from bot.parsing.text import join_paragraphs
+
 # Elements whose content is never shown to a reader.
 _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template", "svg", "object", "iframe"})
 _VOID = frozenset(
@@ -279,18 +281,7 @@ def _resolve_markers(match: re.Match[str]) -> str:
 
 def _normalise(text: str) -> str:
     text = _MARKER_RUN.sub(_resolve_markers, _ZERO_WIDTH.sub("", text))
-    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n")]
-    out: list[str] = []
-    blank = 0
-    for line in lines:
-        if not line:
-            blank += 1
-            continue
-        if out and blank:
-            out.append("")
-        blank = 0
-        out.append(line)
-    return "\n".join(out)
+    return join_paragraphs(_SPACES.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n"))
 
 
 def html_to_text(html: str) -> str:
