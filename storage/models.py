@@ -40,6 +40,7 @@ class Submission(SQLModel, table=True):
     """One evidence record (or one automatic message kept for the record)."""
 
     __tablename__ = "submission"
+    __table_args__ = (Index("ix_submission_corroboration", "body_key", "supplier_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     ref_no: int | None = Field(default=None, unique=True)
@@ -81,6 +82,10 @@ class Submission(SQLModel, table=True):
     # whether it arrived after the inquiry's deadline.
     publication: str = Field(default="named", max_length=24)
     late: bool = False
+    # Normalised public body and supplier (bot.corroboration), so records about the same contract
+    # find each other with an index lookup; set whenever the record is filed or edited.
+    body_key: str | None = Field(default=None, max_length=255)
+    supplier_key: str | None = Field(default=None, max_length=255)
 
 
 class Attachment(SQLModel, table=True):

@@ -1,0 +1,298 @@
+"""Full-text search over evidence records: keeping the index in step, and ranked, highlighted queries.
+
+One table, `submission_fts` (migration 0005), on both databases: an FTS5 table on SQLite (rowid =
+submission.id, BM25 ranking, snippet()), a table with a generated weighted tsvector and a GIN index
+on PostgreSQL (ts_rank, ts_headline, 'english' stemming). The index holds only text; status and
+submitter are read from `submission` at query time, so a status change (a decision, a withdrawal)
+is visible to search at once without touching the index, and a deleted record can never be found
+(the query joins `submission`; the rows themselves go by trigger / ON DELETE CASCADE).
+
+Submitter names and e-mail addresses are deliberately not indexed: search results reach people
+who are not reviewers, and a confidential submitter must not be findable by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, text
+from sqlmodel import Session, col, select
+
+from storage.models import Attachment, FollowUp, Submission
+
+# Tables (and their FTS5 shadow tables) that the SQLModel metadata does not describe.
+INDEX_TABLES = ("submission_fts",)
+
+# Highlight marks put around matched words in a snippet. Characters no one types, and stripped
+# from the indexed text, so each door can turn them into its own markup after escaping the rest.
+MARK_START = "\u27e6"
+MARK_END = "\u27e7"
+
+# Caps per column: a 25 MB PDF's text would make the index (and a PostgreSQL tsvector, which has
+# a 1 MB limit) huge for little gain; the opening pages carry the words people search for.
+_MAX_BODY = 100_000
+_MAX_ATTACHMENTS = 200_000
+_CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{MARK_START}{MARK_END}]")
+
+SNIPPET_WORDS = 16
+
+
+@dataclass(frozen=True)
+class Hit:
+    reference: str
+    title: str | None
+    status: str
+    snippet: str  # matched words between MARK_START and MARK_END; otherwise the record's own text
+    rank: float  # higher is better, comparable only within one result list
+
+
+@dataclass(frozen=True)
+class Document:
+    """The text of one record as indexed, by column (weights: title > fields > body > attachments)."""
+
+    reference: str
+    title: str
+    fields: str
+    body: str
+    attachments: str
+
+
+def _clean(value: str | None, limit: int | None = None) -> str:
+    t = _CONTROL.sub(" ", value or "")
+    return t[:limit] if limit else t
+
+
+def document_of(session: Session, sub: Submission, extra_fields: Sequence[str] = ()) -> Document:
+    """The indexed text of a record: its fields, body, follow-up bodies and attachment text."""
+    assert sub.id is not None
+    atts = session.exec(
+        select(Attachment.filename, Attachment.text).where(Attachment.submission_id == sub.id)
+        .order_by(col(Attachment.id))
+    ).all()
+    followups = session.exec(
+        select(FollowUp.body).where(FollowUp.submission_id == sub.id).order_by(col(FollowUp.id))
+    ).all()
+    fields = [sub.project, sub.public_body, sub.supplier, sub.service_area, sub.period, sub.summary,
+              sub.declared_interests, *extra_fields]
+    body = "\n\n".join(x for x in (sub.body, *followups) if x)
+    attachments = "\n\n".join(x for a in atts for x in (a[0], a[1]) if x)
+    return Document(
+        reference=sub.reference or "",
+        title=_clean(sub.title),
+        fields=_clean(" \u2022 ".join(x for x in fields if x)),
+        body=_clean(body, _MAX_BODY),
+        attachments=_clean(attachments, _MAX_ATTACHMENTS),
+    )
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def remove(session: Session, *, submission_id: int) -> None:
+    """Drops a record from the index (erasure does this by trigger/cascade too; this is explicit)."""
+    key = "submission_id" if _dialect(session) == "postgresql" else "rowid"
+    session.execute(text(f"DELETE FROM submission_fts WHERE {key} = :id"), {"id": submission_id})
+
+
+def write(session: Session, *, submission_id: int, doc: Document) -> None:
+    """Replaces the index row of one record with `doc` (also the bulk loader's path, see bench/)."""
+    values = {"id": submission_id, "reference": doc.reference, "title": doc.title, "fields": doc.fields,
+              "body": doc.body, "attachments": doc.attachments}
+    if _dialect(session) == "postgresql":
+        session.execute(text(
+            "INSERT INTO submission_fts (submission_id, title, fields, body, attachments)"
+            " VALUES (:id, :title, :fields, :body, :attachments)"
+            " ON CONFLICT (submission_id) DO UPDATE SET title = excluded.title, fields = excluded.fields,"
+            " body = excluded.body, attachments = excluded.attachments"
+        ), values)
+        return
+    # FTS5 has no upsert; delete and insert in the caller's transaction is atomic all the same.
+    session.execute(text("DELETE FROM submission_fts WHERE rowid = :id"), {"id": submission_id})
+    session.execute(text(
+        "INSERT INTO submission_fts (rowid, reference, title, fields, body, attachments)"
+        " VALUES (:id, :reference, :title, :fields, :body, :attachments)"
+    ), values)
+
+
+def index_submission(session: Session, *, submission_id: int, extra_fields: Sequence[str] = ()) -> None:
+    """(Re)builds a record's index row from the database; automatic mail and unknown ids are removed.
+
+    `extra_fields` are more words to find the record by (the normalised public body and supplier,
+    so "Kent CC" finds "Kent County Council").
+    """
+    session.flush()  # the caller's pending changes (new attachments, edited fields) must be read
+    sub = session.get(Submission, submission_id)
+    if sub is not None:
+        session.refresh(sub)  # bulk UPDATEs (repo.update_submission) bypass the identity map
+    if sub is None or sub.kind != "evidence" or not sub.reference:
+        remove(session, submission_id=submission_id)
+        return
+    write(session, submission_id=submission_id, doc=document_of(session, sub, extra_fields))
+
+
+# ------------------------------------------------------------------------------------------- queries
+
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class _Term:
+    words: tuple[str, ...]  # one word, or a phrase
+    prefix: bool = False
+    negated: bool = False
+
+
+def parse_query(query: str) -> list[list[_Term]]:
+    """A search box's text as OR-groups of AND-ed terms: "phrases", -excluded, prefix*, `or`.
+
+    Everything else (operators, brackets, column filters, NEAR, ^) is only punctuation here, so no
+    input can be a syntax error in FTS5.
+    """
+    groups: list[list[_Term]] = [[]]
+    for m in _TOKEN.finditer(query):
+        neg_phrase, phrase, bare = m.group(1), m.group(2), m.group(3)
+        if phrase is not None:
+            words = tuple(_WORD.findall(phrase))
+            if words:
+                groups[-1].append(_Term(words, negated=bool(neg_phrase)))
+            continue
+        assert bare is not None
+        if bare.lower() == "or":
+            if groups[-1]:
+                groups.append([])
+            continue
+        negated = bare.startswith("-") and len(bare) > 1
+        words = tuple(_WORD.findall(bare))
+        if not words:
+            continue
+        groups[-1].append(_Term(words, prefix=bare.endswith("*") and len(words) == 1, negated=negated))
+    # A group of only exclusions matches nothing useful (and FTS5 NOT needs a left side): drop it.
+    return [g for g in groups if any(not t.negated for t in g)]
+
+
+def _fts5_term(t: _Term) -> str:
+    # Words come from \w+, so they hold no quote; a quoted string is always a literal in FTS5.
+    quoted = '"' + " ".join(t.words) + '"'
+    return quoted + ("*" if t.prefix else "")
+
+
+def fts5_query(query: str) -> str | None:
+    """An FTS5 MATCH expression for `query` that cannot be a syntax error; None if nothing to find."""
+    parts = []
+    for group in parse_query(query):
+        pos = " AND ".join(_fts5_term(t) for t in group if not t.negated)
+        neg = "".join(f" NOT {_fts5_term(t)}" for t in group if t.negated)
+        parts.append(f"({pos}){neg}")
+    return " OR ".join(f"({p})" for p in parts) if parts else None
+
+
+def tsquery_text(query: str) -> str | None:
+    """The same terms as a to_tsquery expression: `a & b:* & !c | "d e"` -> `(a & b:* & !c) | (d <-> e)`.
+
+    Only \\w+ words reach it, joined by operators we write ourselves, so user input cannot make it
+    a syntax error (what websearch_to_tsquery would guarantee, but that has no prefix search);
+    stop words drop out inside to_tsquery as they would in websearch_to_tsquery.
+    """
+    groups = []
+    for group in parse_query(query):
+        terms = []
+        for t in group:
+            term = " <-> ".join(t.words) + (":*" if t.prefix else "")
+            if len(t.words) > 1:
+                term = f"({term})"
+            terms.append(("!" if t.negated else "") + term)
+        groups.append("(" + " & ".join(terms) + ")")
+    return " | ".join(groups) if groups else None
+
+
+def _visibility(statuses: Collection[str] | None, submitter: str | None) -> tuple[str, dict[str, object]]:
+    """SQL condition on `s` (submission) and its parameters."""
+    conds = ["s.kind = 'evidence'"]
+    params: dict[str, object] = {}
+    if statuses is not None:
+        allowed = "s.status IN :statuses" if statuses else "1 = 0"
+        if statuses:
+            params["statuses"] = list(statuses)
+        if submitter:
+            allowed = f"({allowed} OR s.slack_user_id = :submitter)"
+            params["submitter"] = submitter
+        conds.append(allowed)
+    return " AND ".join(conds), params
+
+
+def search(
+    session: Session,
+    *,
+    words: str | Sequence[str],
+    statuses: Collection[str] | None = None,
+    submitter: str | None = None,
+    limit: int = 20,
+) -> list[Hit]:
+    """Records matching `words`, best first, each with a highlighted snippet.
+
+    `statuses` limits the records to those statuses, except that `submitter`'s own records (by Slack
+    user id) are included whatever their status: what a person who is not a reviewer may see.
+    """
+    query = words if isinstance(words, str) else " ".join(words)
+    where, params = _visibility(statuses, submitter)
+    params["limit"] = max(1, min(limit, 200))
+    expanding = ["statuses"] if "statuses" in params else []
+    if _dialect(session) == "postgresql":
+        q = tsquery_text(query)
+        if q is None:
+            return []
+        params["q"] = q
+        sql = (
+            "WITH q AS (SELECT to_tsquery('english', :q) AS query),"
+            " hits AS (SELECT s.id, s.reference, s.title, s.project, s.status,"
+            "  ts_rank(f.document, q.query) AS rank"
+            "  FROM submission_fts f JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
+            f"  WHERE f.document @@ q.query AND {where}"
+            "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
+            " SELECT h.reference, h.title, h.project, h.status, h.rank,"
+            "  ts_headline('english', concat_ws(' \u2022 ', f.title, f.fields, f.body, f.attachments), q.query,"
+            f"   'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6,"
+            "    MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet"
+            " FROM hits h JOIN submission_fts f ON f.submission_id = h.id CROSS JOIN q"
+            " ORDER BY h.rank DESC, h.id DESC"
+        )
+    else:
+        match = fts5_query(query)
+        if match is None:
+            return []
+        params["q"] = match
+        # Column weights for bm25: reference (unindexed), title, fields, body, attachments.
+        sql = (
+            "SELECT s.reference, s.title, s.project, s.status, -bm25(submission_fts, 0, 8.0, 4.0, 2.0, 1.0) AS rank,"
+            f" snippet(submission_fts, -1, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_WORDS}) AS snippet"
+            " FROM submission_fts JOIN submission s ON s.id = submission_fts.rowid"
+            f" WHERE submission_fts MATCH :q AND {where}"
+            " ORDER BY rank DESC, s.id DESC LIMIT :limit"
+        )
+    stmt = text(sql)
+    if expanding:
+        stmt = stmt.bindparams(*(bindparam(n, expanding=True) for n in expanding))
+    rows = session.execute(stmt, params).all()
+    return [Hit(reference=r.reference, title=r.title or r.project, status=r.status,
+                snippet=(r.snippet or "").strip(), rank=float(r.rank)) for r in rows]
+
+
+def marked(snippet: str, *, start: str, end: str, escape: Callable[[str], str] | None = None) -> str:
+    """A snippet with its highlight marks replaced by `start`/`end`, the rest passed through `escape`."""
+    fn = escape or (lambda s: s)
+    out = []
+    for i, piece in enumerate(re.split(f"[{MARK_START}{MARK_END}]", snippet)):
+        # Pieces alternate outside/inside a mark (split keeps no separators; marks always pair).
+        text_ = fn(piece)
+        out.append(f"{start}{text_}{end}" if i % 2 and text_.strip() else text_)
+    return "".join(out)
+
+
+def indexed_ids(session: Session) -> set[int]:
+    """The ids of every indexed record (tests and the re-index check)."""
+    key = "submission_id" if _dialect(session) == "postgresql" else "rowid"
+    return {int(r[0]) for r in session.execute(text(f"SELECT {key} FROM submission_fts")).all()}
