@@ -114,7 +114,7 @@ def test_withdraw_function_checks_the_submitter(engine: Engine, settings: Settin
     ref = _file_one(engine, settings)
     for kw in ({"by_email": "bob@example.org"}, {"by_slack_user": "U1"}, {}):
         with pytest.raises(WithdrawError, match=NOT_YOURS):
-            withdraw(engine, settings, reference=ref, actor="x", **kw)  # type: ignore[arg-type]
+            withdraw(engine, settings, reference=ref, actor="x", **kw)
     with pytest.raises(WithdrawError, match=NOT_YOURS):
         withdraw(engine, settings, reference="EV-999999", actor="x", by_email="ann@example.org")
     done = withdraw(engine, settings, reference=ref.lower(), actor="submitter:ann@example.org",
