@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from bot import redact
 from bot.convert import record_from_submission
+from bot.parsing.fields import extract_fields
 from bot.record import JSON_KEYS, AttachmentInfo, EvidenceRecord, Status
 from bot.settings import Settings, get_settings
 from bot.templating import render as render_template
@@ -58,17 +59,20 @@ BODY_KINDS: dict[str, str] = {
 OUTCOME_LABELS = {"success": "Success", "failure": "Failure", "mixed": "Mixed", "unknown": "Unclear"}
 
 # First match wins, so the more specific kinds come first: "London Ambulance Service NHS Trust" is
-# an ambulance service, "West Midlands Combined Authority" is not a council, "Durham County Council
-# Fire" is not what anyone writes but "County Durham and Darlington Fire and Rescue" is fire.
+# an ambulance service, "County Durham and Darlington Fire and Rescue Service" is fire, not a
+# council, and "West Midlands Combined Authority" is not a council either.
 _BODY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
-        ("other", r"\b(academy|academies|school|university|college)\b"),
         ("ambulance", r"\bambulance\b"),
         ("fire", r"\bfire\b"),
         ("police", r"\b(police|constabulary|crime commissioner)\b"),
-        ("nhs", r"\b(nhs|trust|integrated care|icb|ccg|clinical commissioning|hospitals?|health board"
-                r"|primary care|health service)\b"),
+        ("nhs", r"\b(nhs|integrated care|icb|ccg|clinical commissioning|hospitals?|health board|primary care"
+                r"|health service)\b"),
+        # Schools and universities are not what this inquiry means by a public body; an academy
+        # *trust* is not an NHS trust, so this comes before the bare "trust" rule.
+        ("other", r"\b(academy|academies|school|university|college)\b"),
+        ("nhs", r"\btrust\b"),
         ("combined_authority", r"\b(combined (county )?authority|greater london authority|mayoral)\b"),
         ("council", r"\b(council|borough|county|district|city of london corporation|metropolitan|unitary"
                     r"|parish)\b"),
@@ -216,6 +220,11 @@ def paragraphs(text: str | None) -> list[str]:
     return [p.strip() for p in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")) if p.strip()]
 
 
+def evidence_prose(body: str | None) -> str | None:
+    """The body without its template lines ("Supplier: Veolia"): those are the key facts table."""
+    return extract_fields(body).prose if body else body
+
+
 def _chart(title: str, counts: Sequence[tuple[str, int]], width: float = 320.0) -> Chart:
     top = max((n for _, n in counts), default=0) or 1
     return Chart(title, [Bar(label if len(label) <= 34 else label[:33] + "…", n, round(width * n / top, 1))
@@ -287,7 +296,7 @@ def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[Follo
         received=long_date(rec.received_at) if rec.received_at else "date not known",
         summary=clean.summary,
         facts=_facts(clean),
-        paragraphs=paragraphs(clean.body),
+        paragraphs=paragraphs(evidence_prose(clean.body)),
         attachments=[PackAttachment(a.filename or "(unnamed attachment)", file_size(a.size))
                      for a in clean.attachments],
         followups=[
