@@ -234,7 +234,7 @@ def test_the_public_pack_in_markdown(engine: Engine, db_url: str, corpus: Corpus
     assert md.startswith("# Outsourcing in the public sector: what worked & what didn't\n")
     assert f"## Written evidence submitted by Ann Named ({corpus.named})" in md
     assert f"## Written evidence submitted by an anonymous contributor ({corpus.anonymous})" in md
-    assert f"- [Written evidence submitted by Dan Late ({corpus.late})](#{corpus.late}) (late)" in md
+    assert f"\n3. [Written evidence submitted by Dan Late ({corpus.late})](#{corpus.late}) (late)\n" in md
     assert md.count("**Late submission**") == 1
     assert "\n1. Collections became more reliable after the first year.\n\n2. Complaints fell by a third.\n" in md
     assert "| Contract value | £12,000,000 |" in md and "| Supplier | Veolia |" in md
