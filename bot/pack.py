@@ -254,8 +254,17 @@ def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()
         AttachmentInfo(redact.scrub(a.filename, pats), a.content_type, a.size, a.sha256, redact.scrub(a.text, pats))
         for a in rec.attachments
     ]
-    return replace(rec, submitter_name=None if hidden else rec.submitter_name, submitter_email=None,
+    return replace(rec, submitter_name=None if hidden else _display_name(rec.submitter_name), submitter_email=None,
                    message_id=None, **changes)
+
+
+def _display_name(name: str | None) -> str | None:
+    """A named contributor's name with any address in it taken out (a From: header with no display
+    name gives the address itself as the name); None when nothing but contact details was there."""
+    if not name:
+        return None
+    left = " ".join(redact.scrub_contacts(name).replace(redact.CONTACT, " ").split()).strip(" <>()\"',;")
+    return left or None
 
 
 def _heading(ref: str, contributor: str | None, hidden: bool) -> str:
@@ -378,6 +387,14 @@ def md_indent(text: str, by: int) -> str:
 CSV_COLUMNS = [k for k in JSON_KEYS if k != "attachments"] + ["attachment_names", "public_body_kind"]
 
 
+def _csv_safe(v: object) -> object:
+    """A text cell a spreadsheet would run as a formula ("=HYPERLINK(...)" from a submitter) gets a
+    leading apostrophe, the usual defence: the CSV is opened in Excel by staff."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
 def render_csv(pack: Pack) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
@@ -387,7 +404,7 @@ def render_csv(pack: Pack) -> str:
         d.pop("attachments")
         d["attachment_names"] = "; ".join(a.name for a in r.attachments)
         d["public_body_kind"] = r.body_kind
-        w.writerow(d)
+        w.writerow({k: _csv_safe(v) for k, v in d.items()})
     return buf.getvalue()
 
 

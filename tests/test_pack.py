@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
@@ -365,3 +365,19 @@ def test_export_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], expec
 )
 def test_kinds_of_public_body(name: str | None, kind: str) -> None:
     assert pack.classify_public_body(name) == kind
+
+
+def test_a_name_that_is_only_an_address_is_not_printed_and_csv_cells_are_not_formulas() -> None:
+    from bot.record import EvidenceRecord
+    from storage.models import Submission
+
+    rec = EvidenceRecord(reference="EV-000009", submitter_name="ann@example.org", submitter_email="ann@example.org",
+                         supplier="=HYPERLINK(\"http://evil.example\",\"x\")", body="Fine.")
+    assert pack.redact_record(rec).submitter_name is None
+    assert pack.redact_record(replace(rec, submitter_name="Ann <ann@example.org>")).submitter_name == "Ann"
+    r = pack._pack_record(Submission(id=9, kind="evidence", status="approved"), rec, [])
+    assert r.heading == "Written evidence submitted by an unnamed contributor (EV-000009)"
+    p = pack.Pack(inquiry_title=TITLE, generated=date(2025, 6, 30), status="approved", include_unpublished=False,
+                  records=[r])
+    (row,) = csv.DictReader(io.StringIO(pack.render_csv(p)))
+    assert row["supplier"].startswith("'=HYPERLINK") and "example.org" not in pack.render_csv(p)
