@@ -245,10 +245,22 @@ _TEXT_FIELDS = ("title", "project", "public_body", "supplier", "service_area", "
                 "summary", "body")
 
 
-def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()) -> EvidenceRecord:
-    """A copy of `rec` fit to leave the service (see the module docstring for the rules)."""
+def _patterns(rec: EvidenceRecord, other_names: Iterable[str | None],
+              elsewhere: Sequence[re.Pattern[str]]) -> list[re.Pattern[str]]:
+    own = redact.name_patterns([rec.submitter_name, *other_names], [rec.submitter_email]) if _hidden(rec) else []
+    return own + list(elsewhere)
+
+
+def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = (),
+                  elsewhere: Sequence[re.Pattern[str]] = ()) -> EvidenceRecord:
+    """A copy of `rec` fit to leave the service (see the module docstring for the rules).
+
+    `other_names`: more names of this record's contributor (how they signed a follow-up).
+    `elsewhere`: the full names of the pack's anonymous contributors, which go from every record's
+    text, not only their own ("Bob Hidden told me ..." in someone else's evidence).
+    """
     hidden = _hidden(rec)
-    pats = redact.name_patterns([rec.submitter_name, *other_names], [rec.submitter_email]) if hidden else []
+    pats = _patterns(rec, other_names, elsewhere)
     changes: dict[str, Any] = {k: redact.scrub(getattr(rec, k), pats) for k in _TEXT_FIELDS}
     changes["attachments"] = [
         AttachmentInfo(redact.scrub(a.filename, pats), a.content_type, a.size, a.sha256, redact.scrub(a.text, pats))
@@ -287,12 +299,13 @@ def _facts(rec: EvidenceRecord) -> list[tuple[str, str]]:
     ]
 
 
-def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[FollowUp]) -> PackRecord:
+def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[FollowUp],
+                 elsewhere: Sequence[re.Pattern[str]] = ()) -> PackRecord:
     hidden = _hidden(rec)
     # A follow-up may sign off differently ("A. Example"): those names go too on an anonymous record.
     other = [f.sender_name for f in followups] if hidden else []
-    clean = redact_record(rec, other_names=other)
-    pats = redact.name_patterns([rec.submitter_name, *other], [rec.submitter_email]) if hidden else []
+    clean = redact_record(rec, other_names=other, elsewhere=elsewhere)
+    pats = _patterns(rec, other, elsewhere)
     ref = rec.reference or f"record {sub.id}"
     return PackRecord(
         record=clean,
@@ -344,11 +357,14 @@ def collect(
                 if x.status != Status.WITHDRAWN and (include_unpublished or x.publication != "not_for_publication")]
         subs.sort(key=_order)
         atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
+        # Anonymous contributors' full names (only full names: a first name shared with someone
+        # else is not theirs) are scrubbed from every record, not only their own.
+        elsewhere = redact.name_patterns([x.submitter_name for x in subs if x.publication != "named"], parts=False)
         wrapped: Iterable[Submission] = progress(subs, len(subs)) if progress else subs
         records = []
         for sub in wrapped:
             rec = record_from_submission(sub, atts.get(sub.id or 0, []))
-            records.append(_pack_record(sub, rec, repo.followups_of(s, submission_id=sub.id or 0)))
+            records.append(_pack_record(sub, rec, repo.followups_of(s, submission_id=sub.id or 0), elsewhere))
     pack = Pack(inquiry_title=settings.inquiry_title, generated=generated or date.today(), status=status,
                 include_unpublished=include_unpublished, records=records)
     when = [r.record.received_at for r in records if r.record.received_at]

@@ -96,13 +96,15 @@ _HONORIFICS = frozenset({
 })
 
 
-def name_patterns(names: Iterable[str | None], emails: Iterable[str | None] = ()) -> list[re.Pattern[str]]:
+def name_patterns(
+    names: Iterable[str | None], emails: Iterable[str | None] = (), *, parts: bool = True
+) -> list[re.Pattern[str]]:
     """The patterns that find these people in text, longest first.
 
-    The full name matches in any case and with any spacing; "Example, Ann" too. Each part of a
-    name (two letters or more, not an honorific) matches as a whole word when capitalised as a
-    name or in capitals, so "Ann" is removed but "annual" and the verb "will" (of "Will Jones")
-    are not. The local part of an e-mail address ("ann.example") matches in any case.
+    The full name matches in any case and with any spacing; "Example, Ann" too. With `parts`, each
+    part of a name (two letters or more, not an honorific) matches as a whole word when capitalised
+    as a name or in capitals, so "Ann" is removed but "annual" and the verb "will" (of "Will
+    Jones") are not. The local part of an e-mail address ("ann.example") matches in any case.
     """
     literal: set[str] = set()
     exact: set[str] = set()
@@ -110,15 +112,15 @@ def name_patterns(names: Iterable[str | None], emails: Iterable[str | None] = ()
         name = " ".join((raw or "").replace('"', " ").split())
         if not name or "@" in name:
             continue
-        parts = [p.strip(".,") for p in name.split()]
-        parts = [p for p in parts if len(p) >= 2 and p.lower() not in _HONORIFICS and p[0].isalpha()]
-        if not parts:
-            continue
-        literal.add(r"\s+".join(re.escape(p) for p in parts))
-        if len(parts) >= 2:
-            literal.add(re.escape(parts[-1]) + r",\s*" + r"\s+".join(re.escape(p) for p in parts[:-1]))
-        for p in parts:
-            for piece in {p, *p.split("-")}:
+        words = [w.strip(".,") for w in name.split()]
+        words = [w for w in words if len(w) >= 2 and w.lower() not in _HONORIFICS and w[0].isalpha()]
+        if not words or (not parts and len(words) < 2):
+            continue  # a one-word name, matched anywhere in any case, would take ordinary words with it
+        literal.add(r"\s+".join(re.escape(w) for w in words))
+        if len(words) >= 2:
+            literal.add(re.escape(words[-1]) + r",\s*" + r"\s+".join(re.escape(w) for w in words[:-1]))
+        for w in words if parts else ():
+            for piece in {w, *w.split("-")}:
                 if len(piece) >= 2:
                     exact.add(piece[0].upper() + piece[1:])
                     exact.add(piece.upper())

@@ -116,7 +116,8 @@ def build_corpus(engine: Engine, settings: Settings) -> Corpus:
         4, "Dan Late", "dan.late@example.org", "Evidence: fleet",
         "Public body: Hampshire and Isle of Wight Fire and Rescue Service\nSupplier: Babcock\nProject: Fleet\n"
         "Service area: Fleet\nOutcome: mixed\nPublish: named",
-        "Vehicles were off the road for longer than before, but costs fell.",
+        "Vehicles were off the road for longer than before, but costs fell.\n\n"
+        "Bob Hidden, who asked not to be named, saw the same in payroll.",  # named in someone else's evidence
     ), "dan.late@example.org")
     contacts = _file(engine, settings, _mail(
         5, "Eve Contact", "eve@example.org", "Evidence: benefits assessments",
@@ -207,6 +208,8 @@ def test_the_public_pack_in_html(engine: Engine, db_url: str, corpus: Corpus) ->
     anon = html.split(f'id="{corpus.anonymous}"')[1].split("</article>")[0]
     assert "I, [name removed], worked in the payroll team" in anon
     assert "The backlog cleared in June." in anon and "Thanks, [name removed]" in anon
+    late = html.split(f'id="{corpus.late}"')[1].split("</article>")[0]
+    assert "[name removed], who asked not to be named" in late
     contacts = html.split(f'id="{corpus.contacts}"')[1].split("</article>")[0]
     assert "Call me on [contact details removed]" in contacts
     att = html.split(f'id="{corpus.attachments}"')[1].split("</article>")[0]

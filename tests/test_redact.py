@@ -87,6 +87,11 @@ def test_name_parts_are_words_and_names_not_ordinary_words() -> None:
     assert out == f"{NAME} said Mrs {NAME} will check the green bins. Dr annual."
 
 
+def test_full_names_only_when_asked() -> None:
+    pats = name_patterns(["Ann Example", "Bob"], parts=False)
+    assert scrub_names("Ann Example met Ann Jones and Bob.", pats) == f"{NAME} met Ann Jones and Bob."
+
+
 def test_nothing_to_scrub() -> None:
     assert name_patterns([None, "", "  "], [None]) == []
     assert scrub(None) is None
