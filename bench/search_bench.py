@@ -1,0 +1,224 @@
+"""Search benchmark: full-text search latency at 100,000 records against 1,000, in the same run.
+
+    python bench/search_bench.py [--sizes 1000,100000] [--repeat 40] [--database-url URL] [--no-pack]
+
+For each size a fresh database is filled with synthetic evidence records, inserted directly with
+executemany into `submission` and the search index (the same rows storage.search.write makes; the
+parser is not involved), then a handful of queries runs `--repeat` times each through
+storage.search.search, as reviewers (every record) and as a non-reviewer (approved + their own).
+It prints p50/p95 per query and size, and the ratio of the largest size's to the smallest's
+(target: at most 2x). If bot.pack exists, it also times building and rendering the evidence pack
+of the approved records (collect + render per format), per 1,000 records.
+
+SQLite runs on a temporary file; with --database-url (PostgreSQL) a scratch database is created
+on that server for each size and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, insert, make_url, text  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+
+from bot.corroboration import normalise_body, normalise_supplier  # noqa: E402
+from storage import search  # noqa: E402
+from storage.db import make_engine, unit_of_work  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.models import Submission  # noqa: E402
+
+BODIES = [f"{p} {k}" for p in ("Kent", "Essex", "Leeds", "Camden", "Devon", "Hampshire", "Wigan", "Norfolk",
+                               "Bristol", "Cornwall", "Surrey", "Lambeth", "Sefton", "Dorset", "Cumbria")
+          for k in ("County Council", "City Council", "Borough Council", "NHS Foundation Trust")]
+SUPPLIERS = ["Capita plc", "Serco Ltd", "Mitie Group plc", "G4S", "Sodexo", "Veolia", "Babcock", "Kier Group",
+             "Atos", "Fujitsu", "Interserve", "Amey", "Carillion", "Engie", "Biffa", "Compass Group"]
+AREAS = ["payroll", "waste collection", "fleet maintenance", "IT services", "social care", "facilities",
+         "highways", "prisons", "probation", "school meals", "cleaning", "housing repairs"]
+PHRASES = ["staff were paid late", "costs rose sharply", "the contract was terminated early",
+           "savings were never delivered", "service levels improved", "penalty clauses were not enforced",
+           "complaints doubled", "the council brought the service back in house", "performance was mixed",
+           "the supplier went into liquidation"]
+STATUSES = ["received"] * 5 + ["approved"] * 2 + ["rejected", "needs_info", "withdrawn"]
+QUERIES = ["payroll", "Capita", '"paid late"', "Kent Capita payroll", "liquidation -Carillion", "penal*",
+           "zyxel0042"]  # the last: a word in about 1 record in 10,000
+
+
+def _vocabulary(rng: random.Random, n: int = 6000) -> list[str]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(4, 10))) for _ in range(n)]
+
+
+def rows(n: int, seed: int = 7) -> Iterator[tuple[dict[str, object], search.Document]]:
+    """n synthetic records: a submission row and its index document."""
+    rng = random.Random(seed)
+    vocab = _vocabulary(rng)
+    weights = [1 / (i + 1) for i in range(len(vocab))]  # Zipf-like, as in prose
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for i in range(1, n + 1):
+        body, supplier, area = rng.choice(BODIES), rng.choice(SUPPLIERS), rng.choice(AREAS)
+        words = rng.choices(vocab, weights, k=rng.randint(80, 250))
+        text_ = " ".join(words[:40]) + f". On {area}, {rng.choice(PHRASES)}. " + " ".join(words[40:])
+        if rng.random() < 1e-4:
+            text_ += " zyxel0042"
+        title = f"{area.capitalize()} at {body}"
+        ref = f"EV-{i:06d}"
+        summary = text_[:200]
+        sub = {"id": i, "ref_no": i, "reference": ref, "kind": "evidence", "status": rng.choice(STATUSES),
+               "channel": rng.choice(("email", "email", "slack")), "title": title, "project": f"{area} contract",
+               "public_body": body, "supplier": supplier, "service_area": area,
+               "outcome": rng.choice(("success", "failure", "mixed", "unknown")), "summary": summary, "body": text_,
+               "slack_user_id": f"U{i % 500}", "submitter_email": f"person{i}@example.org",
+               "received_at": start + timedelta(minutes=i), "created_at": start, "updated_at": start,
+               "body_key": normalise_body(body), "supplier_key": normalise_supplier(supplier),
+               "publication": "named", "late": False, "confidential": False}
+        doc = search.Document(reference=ref, title=title,
+                              fields=" \u2022 ".join((sub["project"], body, supplier, area, summary)),  # type: ignore[arg-type]
+                              body=text_, attachments="")
+        yield sub, doc
+
+
+def fill(engine: Engine, n: int, batch: int = 5000) -> float:
+    """Inserts n records and their index rows; returns the seconds it took."""
+    t0 = time.perf_counter()
+    pg = engine.dialect.name == "postgresql"
+    index_sql = text(
+        "INSERT INTO submission_fts (submission_id, title, fields, body, attachments)"
+        " VALUES (:id, :title, :fields, :body, :attachments)" if pg else
+        "INSERT INTO submission_fts (rowid, reference, title, fields, body, attachments)"
+        " VALUES (:id, :reference, :title, :fields, :body, :attachments)")
+    it = rows(n)
+    while True:
+        chunk = [r for _, r in zip(range(batch), it, strict=False)]
+        if not chunk:
+            break
+        with engine.begin() as conn:
+            conn.execute(insert(Submission.__table__), [s for s, _ in chunk])  # type: ignore[attr-defined]
+            conn.execute(index_sql, [{"id": s["id"], "reference": d.reference, "title": d.title,
+                                      "fields": d.fields, "body": d.body, "attachments": d.attachments}
+                                     for s, d in chunk])
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+        if pg:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('submission', 'id'), :n)"), {"n": n})
+    return time.perf_counter() - t0
+
+
+@contextmanager
+def database(url: str | None, n: int) -> Iterator[str]:
+    if url is None:
+        with tempfile.TemporaryDirectory(prefix="search-bench-") as d:
+            yield f"sqlite:///{d}/bench-{n}.db"
+        return
+    base = make_url(url)
+    name = f"evidence_search_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def timings(fn: Callable[[], object], repeat: int) -> list[float]:
+    fn()  # warm the page cache and the statement cache
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def run_size(url: str | None, n: int, repeat: int, pack: bool) -> dict[str, tuple[float, float, int]]:
+    out: dict[str, tuple[float, float, int]] = {}
+    with database(url, n) as db_url:
+        upgrade(db_url)
+        engine = make_engine(db_url)
+        try:
+            took = fill(engine, n)
+            print(f"\n{n:,} records filled in {took:.1f} s ({engine.dialect.name})")
+            print(f"  {'query':<32} {'who':<10} {'hits':>5} {'p50 ms':>8} {'p95 ms':>8}")
+            for q in QUERIES:
+                for who, kw in (("reviewer", {}), ("member", {"statuses": ["approved"], "submitter": "U7"})):
+                    found: list[int] = []
+
+                    def once(q: str = q, kw: dict[str, object] = kw, found: list[int] = found) -> None:
+                        with unit_of_work(engine) as s:
+                            found.append(len(search.search(s, words=q, **kw)))  # type: ignore[arg-type]
+
+                    ms = timings(once, repeat)
+                    out[f"{q}|{who}"] = (pct(ms, 50), pct(ms, 95), found[-1])
+                    print(f"  {q:<32} {who:<10} {found[-1]:>5} {pct(ms, 50):>8.2f} {pct(ms, 95):>8.2f}")
+            if pack:
+                export(engine)
+        finally:
+            engine.dispose()
+    return out
+
+
+def export(engine: Engine) -> None:
+    if importlib.util.find_spec("bot.pack") is None:
+        print("  export: bot.pack is not there yet; skipped")
+        return
+    from bot import pack as pack_mod
+
+    t0 = time.perf_counter()
+    p = pack_mod.collect(engine, status="approved")
+    collected = time.perf_counter() - t0
+    count = len(p.records) if hasattr(p, "records") else 0
+    if not count:
+        print("  export: no approved records")
+        return
+    per = 1000 / count
+    print(f"  export of {count:,} approved records: collect {collected * per:.2f} s per 1,000")
+    for fmt in pack_mod.FORMATS:
+        t0 = time.perf_counter()
+        pack_mod.render(p, fmt)
+        print(f"    render {fmt:<6} {(time.perf_counter() - t0) * per:.2f} s per 1,000")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,100000", help="comma-separated record counts (first is the base)")
+    ap.add_argument("--repeat", type=int, default=40)
+    ap.add_argument("--database-url", help="a PostgreSQL server to create scratch databases on")
+    ap.add_argument("--no-pack", action="store_true", help="skip timing the evidence pack export")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {n: run_size(args.database_url, n, args.repeat, not args.no_pack) for n in sizes}
+    small, big = results[sizes[0]], results[sizes[-1]]
+    print(f"\np50 and p95 at {sizes[-1]:,} records over {sizes[0]:,} (target: at most 2x)")
+    worst = 0.0
+    for key in small:
+        q, who = key.split("|")
+        r50, r95 = big[key][0] / small[key][0], big[key][1] / small[key][1]
+        worst = max(worst, r50)
+        print(f"  {q:<32} {who:<10} p50 x{r50:5.2f}  p95 x{r95:5.2f}")
+    print(f"worst p50 ratio: x{worst:.2f} -> {'within' if worst <= 2 else 'OVER'} the 2x target")
+
+
+if __name__ == "__main__":
+    main()
