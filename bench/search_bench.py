@@ -21,7 +21,6 @@ import importlib.util
 import os
 import random
 import secrets
-import statistics
 import sys
 import tempfile
 import time
