@@ -45,6 +45,7 @@ from sqlalchemy import delete, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot import finding
 from bot.record import Status
 from storage import repo
 from storage.models import Attachment, Audit, FollowUp, Inbound, OutboxItem, Submission
@@ -332,11 +333,7 @@ def _erase_raw(s: Session, who: Subject, own_raw: set[int], now: datetime, done:
 
 
 def _refresh_search(s: Session, ids: Iterable[int]) -> None:
-    """The search index (when this database has one) holds copies of the text just scrubbed."""
-    try:
-        from bot import finding  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
+    """The search index holds copies of the text just scrubbed: rebuild those rows too."""
     s.flush()
     for i in ids:
         finding.refresh(s, submission_id=i)
