@@ -214,7 +214,9 @@ def _visibility(statuses: Collection[str] | None, submitter: str | None) -> tupl
     conds = ["s.kind = 'evidence'"]
     params: dict[str, object] = {}
     if statuses is not None:
-        allowed = "s.status IN :statuses" if statuses else "1 = 0"
+        # A restricted view is a public one: records "not for publication" are for the group's eyes
+        # only, so only reviewers (statuses=None) and the submitter see them.
+        allowed = "(s.status IN :statuses AND s.publication <> 'not_for_publication')" if statuses else "1 = 0"
         if statuses:
             params["statuses"] = list(statuses)
         if submitter:

@@ -128,6 +128,11 @@ def test_status_filter_and_submitter_visibility(engine: Engine, settings: Settin
     assert refs(find(engine, "payroll", statuses=["approved"], submitter="U1")) == [a, b]
     assert refs(find(engine, "payroll", statuses=["approved"], submitter="U2")) == [a]
     assert refs(find(engine, "payroll", limit=1)) == [a]
+    # "Not for publication" is for the group's eyes: hidden from a public view, shown to reviewers.
+    with unit_of_work(engine) as s:
+        repo.update_submission(s, submission_id=sub_id(engine, a), values={"publication": "not_for_publication"})
+    assert refs(find(engine, "payroll", statuses=["approved"], submitter="U2")) == []
+    assert a in refs(find(engine, "payroll"))
 
 
 def test_edit_reindexes_and_rekeys(engine: Engine, three: list[str]) -> None:
