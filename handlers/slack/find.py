@@ -1,8 +1,8 @@
 """`/evidence search` and `/evidence stats`: private answers, worded from storage.search and bot.stats.
 
 Search visibility: reviewers see every record; anyone else sees approved records meant for
-publication, and their own (matched by Slack user id), nothing more, and the same "no results" whether or not anything else
-matched. Statistics are for reviewers only.
+publication, and their own (matched by Slack user id), nothing more, and the same "no results"
+whether or not anything else matched. Statistics are for reviewers only.
 """
 
 from __future__ import annotations
