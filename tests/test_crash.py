@@ -186,7 +186,7 @@ def stream(
             if mid is not None:
                 with lock:
                     accepted.append(mid)
-            time.sleep(pause)
+                time.sleep(pause)  # only while the server answers: after the kill, fail fast
 
     threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
     for t in threads:
@@ -337,7 +337,8 @@ def test_sigkill_mid_stream_loses_no_accepted_message(
 
             accepted: list[str] = []
             lock = threading.Lock()
-            threads = stream(first.port, 120, 6, accepted, lock, pause=0.15)
+            # Far more messages than can be sent before the kill, however slow the machine is.
+            threads = stream(first.port, 1000, 6, accepted, lock, pause=0.15)
 
             def ready_to_kill() -> bool:
                 if len(sink.messages) >= 3:
@@ -351,7 +352,7 @@ def test_sigkill_mid_stream_loses_no_accepted_message(
                 t.join(timeout=30)
             with lock:
                 accepted = list(accepted)
-            assert 25 <= len(accepted) < 120, len(accepted)  # the kill did cut the stream short
+            assert 25 <= len(accepted) < 1000, len(accepted)  # the kill did cut the stream short
 
             _restart_and_finish(db_url, sink, log, procs, engine)
             check_everything(engine, sink, accepted)
