@@ -115,8 +115,8 @@ def _one_line(e: Exception) -> str:
     from sqlalchemy.exc import OperationalError
 
     from bot.review import ReviewError
-    from bot.service import NotMigrated
     from bot.settings import ConfigError
+    from storage.migrate import NotMigrated
 
     if isinstance(e, UserError | ConfigError | NotMigrated | ReviewError):
         return str(e)

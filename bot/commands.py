@@ -13,10 +13,8 @@ from typing import IO, Any
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
-from bot import importing, intake
 from bot.cli import UserError
 from bot.convert import record_from_submission
-from bot.parsing.email_message import parse_email
 from bot.record import JSON_KEYS, EvidenceRecord
 from bot.settings import Settings
 from storage import repo
@@ -61,6 +59,8 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     if not path.is_file():
         raise UserError(f"no such file: {path}")
+    from bot.parsing.email_message import parse_email  # the parser's imports (PDF, Word) only when needed
+
     rec = parse_email(path.read_bytes(), reference_prefix=settings.reference_prefix)
     if args.json:
         _print_json(rec.to_json())
@@ -77,6 +77,8 @@ def _engine(settings: Settings) -> Engine:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import importing, intake  # the parser's imports (PDF, Word) only when needed
+
     engine = _engine(settings)
     rcpt = settings.evidence_addresses[0]
     stored = dupes = 0

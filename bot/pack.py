@@ -356,7 +356,9 @@ def collect(
         subs = [x for x in repo.list_submissions(s, status=status)
                 if x.status != Status.WITHDRAWN and (include_unpublished or x.publication != "not_for_publication")]
         subs.sort(key=_order)
-        atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
+        ids = [x.id for x in subs if x.id is not None]
+        atts = repo.attachments_of(s, submission_ids=ids)
+        followups = repo.followups_for(s, submission_ids=ids)
         # Anonymous contributors' full names (only full names: a first name shared with someone
         # else is not theirs) are scrubbed from every record, not only their own.
         elsewhere = redact.name_patterns([x.submitter_name for x in subs if x.publication != "named"], parts=False)
@@ -364,7 +366,7 @@ def collect(
         records = []
         for sub in wrapped:
             rec = record_from_submission(sub, atts.get(sub.id or 0, []))
-            records.append(_pack_record(sub, rec, repo.followups_of(s, submission_id=sub.id or 0), elsewhere))
+            records.append(_pack_record(sub, rec, followups.get(sub.id or 0, []), elsewhere))
     pack = Pack(inquiry_title=settings.inquiry_title, generated=generated or date.today(), status=status,
                 include_unpublished=include_unpublished, records=records)
     when = [r.record.received_at for r in records if r.record.received_at]

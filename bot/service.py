@@ -24,14 +24,10 @@ from bot.slack_outbox import SlackPerformer
 from bot.worker import OutboxWorker
 from handlers.smtp import EvidenceHandler, protocol_factory, tls_context
 from storage.db import make_engine
-from storage.migrate import is_up_to_date
+from storage.migrate import NotMigrated, is_up_to_date
 from storage.writer import GroupCommitter, Stored
 
 log = logging.getLogger(__name__)
-
-
-class NotMigrated(Exception):
-    """The database schema is missing or old; the message says what to run."""
 
 
 class Service:

@@ -217,6 +217,16 @@ def followups_of(session: Session, *, submission_id: int) -> list[FollowUp]:
     return list(session.exec(stmt).all())
 
 
+def followups_for(session: Session, *, submission_ids: Sequence[int]) -> dict[int, list[FollowUp]]:
+    """The follow-ups of many records in one query (the pack would otherwise ask once per record)."""
+    out: dict[int, list[FollowUp]] = {i: [] for i in submission_ids}
+    if submission_ids:
+        stmt = select(FollowUp).where(col(FollowUp.submission_id).in_(submission_ids)).order_by(col(FollowUp.id))
+        for fu in session.exec(stmt).all():
+            out[fu.submission_id].append(fu)
+    return out
+
+
 def count_recent_outbox(session: Session, *, kind: str, recipient: str, since: timedelta) -> int:
     stmt = select(func.count()).select_from(OutboxItem).where(
         OutboxItem.kind == kind,
