@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -34,7 +35,10 @@ class Processor:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the service has threads (forking them is unsafe).
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            # Filing is background work: at a lower CPU priority the worker never slows the SMTP
+            # door's answers; under a flood it lags and catches up afterwards.
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=os.nice, initargs=(10,))
         return self._pool
 
     def _discard_pool(self) -> None:

@@ -68,23 +68,24 @@ def insert_inbound(session: Session, *, draft: InboundDraft) -> tuple[int, bool]
 
 
 class FastInboundInsert:
-    """Stores many raw messages in three statements whatever their number (the SMTP door's group
+    """Stores many raw messages in one statement whatever their number (the SMTP door's group
     commit); returns (id, created) per draft, in order. Duplicates, within the batch or of earlier
-    messages, return the first copy's id.
+    messages, return the first copy's id (looked up only when there are any).
 
-    Under load every microsecond the commit thread spends in Python is taken from the event loop
-    that speaks SMTP (they share the GIL), so this path skips the ORM and statement building.
+    Every microsecond spent here is taken from the event loop that speaks SMTP, so this path
+    skips the ORM and statement building: one multi-row INSERT ... ON CONFLICT DO NOTHING
+    RETURNING, which SQLite (3.35+) and PostgreSQL both understand.
     """
 
     COLUMNS = ("channel", "dedupe_key", "message_id", "envelope_from", "envelope_to", "peer", "size", "raw",
                "received_at", "state")
 
     def __init__(self, dialect: Dialect) -> None:
-        named = "?" if dialect.paramstyle == "qmark" else "%s"
-        cols = ", ".join(self.COLUMNS)
-        self.insert = f"INSERT INTO inbound ({cols}) VALUES ({', '.join([named] * len(self.COLUMNS))})"
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.row = "(" + ", ".join([self.mark] * len(self.COLUMNS)) + ")"
+        self.head = f"INSERT INTO inbound ({', '.join(self.COLUMNS)}) VALUES "
+        self.tail = " ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id"
         self.lookup = "SELECT dedupe_key, id FROM inbound WHERE dedupe_key IN ({})"
-        self.mark = named
         table = Inbound.__table__  # type: ignore[attr-defined]
         # Datetimes and blobs go in exactly as SQLAlchemy would write them, so the ORM reads them back.
         self.when = table.c.received_at.type.bind_processor(dialect) or (lambda v: v)
@@ -95,29 +96,25 @@ class FastInboundInsert:
         return {k: int(i) for k, i in conn.exec_driver_sql(sql, tuple(keys)).all()}
 
     def __call__(self, conn: Connection, drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
-        keys = list(dict.fromkeys(d.dedupe_key for d in drafts))
-        existing = self._ids(conn, keys)
-        new: dict[str, InboundDraft] = {}
+        first: dict[str, InboundDraft] = {}
         for d in drafts:
-            if d.dedupe_key not in existing:
-                new.setdefault(d.dedupe_key, d)
-        if new:
-            now = self.when(utcnow())
-            rows = [
-                (d.channel, d.dedupe_key, d.message_id, d.envelope_from, ",".join(d.envelope_to), d.peer, len(d.raw),
-                 self.blob(d.raw), self.when(d.received_at) if d.received_at else now, "received")
-                for d in new.values()
-            ]
-            conn.exec_driver_sql(self.insert, rows)
-            existing.update(self._ids(conn, list(new)))
+            first.setdefault(d.dedupe_key, d)
+        now = self.when(utcnow())
+        params: list[object] = []
+        for d in first.values():
+            params += [d.channel, d.dedupe_key, d.message_id, d.envelope_from, ",".join(d.envelope_to), d.peer,
+                       len(d.raw), self.blob(d.raw), self.when(d.received_at) if d.received_at else now, "received"]
+        sql = self.head + ", ".join([self.row] * len(first)) + self.tail
+        created = {k: int(i) for k, i in conn.exec_driver_sql(sql, tuple(params)).all()}
+        ids = dict(created)
+        missing = [k for k in first if k not in created]
+        if missing:
+            ids.update(self._ids(conn, missing))
         out = []
         for d in drafts:
-            created = d.dedupe_key in new
-            if created:
-                new.pop(d.dedupe_key)
-            out.append((existing[d.dedupe_key], created))
+            out.append((ids[d.dedupe_key], d.dedupe_key in created))
+            created.pop(d.dedupe_key, None)  # a later copy in the same batch is a duplicate
         return out
-
 
 def pending_inbound_ids(session: Session, *, limit: int = 50) -> list[int]:
     stmt = select(Inbound.id).where(Inbound.state == "received").order_by(col(Inbound.id)).limit(limit)
