@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import mrkdwn
 from bot.services import Services
-from handlers.slack import find, modals, submitter
+from handlers.slack import export, find, modals, submitter
 from handlers.slack.common import Snapshot, load_async, may_review, person, reference_of
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ HELP = (
     "• `/evidence mine` lists your submissions; `/evidence withdraw EV-000042` withdraws one of them.\n"
     "• `/evidence search WORDS` searches accepted evidence and your own submissions.\n"
     "• `/evidence help` shows this message.\n"
+    "• Reviewers: `/evidence stats` for the figures, `/evidence export` for the evidence pack.\n"
     "You can also choose *Submit as evidence* from a message's ⋯ menu to start the form from that message."
 )
 STATUS_WORDS = {
@@ -99,6 +100,12 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(text=await submitter.mine_answer(services, user_id))
         elif verb == "search":
             await ack(text=await find.search_answer(services, user_id, rest))
+        elif verb == "export":
+            if not await may_review(services, user_id):
+                await ack(text=export.NOT_REVIEWER)
+                return
+            await ack(text=export.STARTED)
+            await export.upload_pack(services, client, user_id)
         elif verb == "stats":
             await ack(text=await find.stats_answer(services, user_id))
         elif verb in ("help", "?"):
