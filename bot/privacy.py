@@ -48,6 +48,7 @@ from sqlmodel import Session, col, select
 from bot import finding
 from bot.record import Status
 from storage import repo
+from storage.db import unit_of_work
 from storage.models import Attachment, Audit, FollowUp, Inbound, OutboxItem, Submission
 from storage.outbox import enqueue
 
@@ -173,17 +174,8 @@ def stub(inbound: Inbound, when: datetime) -> bytes:
 
 def erase(engine: Engine, who: Subject, *, dry_run: bool = False) -> Erased:
     """Erases `who` everywhere (see the module docstring); with dry_run, counts and rolls back."""
-    with Session(engine, expire_on_commit=False) as s:
-        try:
-            done = _erase(s, who)
-        except BaseException:
-            s.rollback()
-            raise
-        if dry_run:
-            s.rollback()
-        else:
-            s.commit()
-        return done
+    with unit_of_work(engine, dry_run=dry_run) as s:
+        return _erase(s, who)
 
 
 def _erase(s: Session, who: Subject) -> Erased:
@@ -381,17 +373,8 @@ def purge(engine: Engine, *, older_than: timedelta, statuses: Sequence[str], dry
           now: datetime | None = None) -> Purged:
     """Deletes closed records older than `older_than` and everything hanging off them."""
     cutoff = (now or datetime.now(UTC)) - older_than
-    with Session(engine, expire_on_commit=False) as s:
-        try:
-            done = _purge(s, cutoff, statuses)
-        except BaseException:
-            s.rollback()
-            raise
-        if dry_run:
-            s.rollback()
-        else:
-            s.commit()
-        return done
+    with unit_of_work(engine, dry_run=dry_run) as s:
+        return _purge(s, cutoff, statuses)
 
 
 def _count(result: Any) -> int:

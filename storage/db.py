@@ -45,12 +45,18 @@ def is_postgres(engine: Engine) -> bool:
 
 
 @contextmanager
-def unit_of_work(engine: Engine) -> Iterator[Session]:
-    """One session, one transaction: committed on success, rolled back on any error."""
+def unit_of_work(engine: Engine, *, dry_run: bool = False) -> Iterator[Session]:
+    """One session, one transaction: committed on success, rolled back on any error.
+
+    With dry_run it is always rolled back: the caller sees what its changes would be, and keeps none.
+    """
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
-            session.commit()
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
         except BaseException:
             session.rollback()
             raise
