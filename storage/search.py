@@ -226,6 +226,11 @@ def _visibility(statuses: Collection[str] | None, submitter: str | None) -> tupl
     return " AND ".join(conds), params
 
 
+# A query matching more records than this ranks the newest this many: broad words stay fast at any
+# size of store, at the price that a very old record may need a narrower query to come up.
+RANKED_MAX = 2000
+
+
 def search(
     session: Session,
     *,
@@ -248,12 +253,17 @@ def search(
         if q is None:
             return []
         params["q"] = q
+        params["ranked_max"] = RANKED_MAX
+        # As on SQLite, only the newest RANKED_MAX matches are scored (ts_rank reads each vector).
         sql = (
             "WITH q AS (SELECT to_tsquery('english', :q) AS query),"
+            " cand AS (SELECT f.submission_id FROM submission_fts f CROSS JOIN q WHERE f.document @@ q.query"
+            "  ORDER BY f.submission_id DESC LIMIT :ranked_max),"
             " hits AS (SELECT s.id, s.reference, s.title, s.project, s.status,"
             "  ts_rank(f.document, q.query) AS rank"
-            "  FROM submission_fts f JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
-            f"  WHERE f.document @@ q.query AND {where}"
+            "  FROM cand JOIN submission_fts f ON f.submission_id = cand.submission_id"
+            "  JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
+            f"  WHERE {where}"
             "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
             " SELECT h.reference, h.title, h.project, h.status, h.rank,"
             "  ts_headline('english', concat_ws(' \u2022 ', f.title, f.fields, f.body, f.attachments), q.query,"
@@ -268,12 +278,27 @@ def search(
             return []
         params["q"] = match
         # Column weights for bm25: reference (unindexed), title, fields, body, attachments.
+        # Ranked first, snippets after: SQLite computes every output column of every match before
+        # it sorts, and a snippet costs far more than a score, so only the top `limit` get one.
+        # Only the newest RANKED_MAX matches are scored: FTS5 reads a rowid range without scoring,
+        # so a query that matches most of a large store costs about what it costs on a small one.
+        floor = session.execute(
+            text("SELECT rowid FROM submission_fts WHERE submission_fts MATCH :q"
+                 " ORDER BY rowid DESC LIMIT 1 OFFSET :n"),
+            {"q": match, "n": RANKED_MAX - 1},
+        ).scalar()
+        params["floor"] = int(floor or 0)
         sql = (
-            "SELECT s.reference, s.title, s.project, s.status, -bm25(submission_fts, 0, 8.0, 4.0, 2.0, 1.0) AS rank,"
+            "WITH top AS (SELECT s.id, -bm25(submission_fts, 0, 8.0, 4.0, 2.0, 1.0) AS rank"
+            "  FROM submission_fts JOIN submission s ON s.id = submission_fts.rowid"
+            f"  WHERE submission_fts MATCH :q AND submission_fts.rowid >= :floor AND {where}"
+            "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
+            " SELECT s.reference, s.title, s.project, s.status, top.rank,"
             f" snippet(submission_fts, -1, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_WORDS}) AS snippet"
-            " FROM submission_fts JOIN submission s ON s.id = submission_fts.rowid"
-            f" WHERE submission_fts MATCH :q AND {where}"
-            " ORDER BY rank DESC, s.id DESC LIMIT :limit"
+            " FROM top JOIN submission s ON s.id = top.id"
+            " JOIN submission_fts ON submission_fts.rowid = top.id"
+            " WHERE submission_fts MATCH :q"
+            " ORDER BY top.rank DESC, s.id DESC"
         )
     stmt = text(sql)
     if expanding:

@@ -82,6 +82,16 @@ def test_ranking_puts_the_record_about_it_first(engine: Engine, three: list[str]
     assert hits[0].title == "Payroll outsourcing failed" and hits[0].status == "received"
 
 
+def test_a_broad_query_ranks_only_the_newest_matches(
+    engine: Engine, three: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, b, c = three
+    assert len(find(engine, "council")) == 3  # every record names a council
+    monkeypatch.setattr(search, "RANKED_MAX", 2)
+    assert set(refs(find(engine, "council"))) == {b, c}  # the newest two are the ones ranked
+    assert refs(find(engine, "bins")) == [c]  # a narrow query is untouched
+
+
 def test_stemming_phrases_prefixes_and_exclusions(engine: Engine, three: list[str]) -> None:
     a, b, c = three
     assert refs(find(engine, "vehicle")) == [b]  # "Vehicles", stemmed
