@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, make_url, text  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 from bot.corroboration import normalise_body, normalise_supplier  # noqa: E402
@@ -40,6 +38,7 @@ from storage import search  # noqa: E402
 from storage.db import make_engine, unit_of_work  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Submission  # noqa: E402
+from tests.support.pgscratch import scratch_database  # noqa: E402
 
 BODIES = [f"{p} {k}" for p in ("Kent", "Essex", "Leeds", "Camden", "Devon", "Hampshire", "Wigan", "Norfolk",
                                "Bristol", "Cornwall", "Surrey", "Lambeth", "Sefton", "Dorset", "Cumbria")
@@ -123,17 +122,8 @@ def database(url: str | None, n: int) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="search-bench-") as d:
             yield f"sqlite:///{d}/bench-{n}.db"
         return
-    base = make_url(url)
-    name = f"evidence_search_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(url, "evidence_search_bench") as scratch:
+        yield scratch
 
 
 def timings(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -161,7 +151,9 @@ def run_size(url: str | None, n: int, repeat: int, pack: bool) -> dict[str, tupl
             print(f"\n{n:,} records filled in {took:.1f} s ({engine.dialect.name})")
             print(f"  {'query':<32} {'who':<10} {'hits':>5} {'p50 ms':>8} {'p95 ms':>8}")
             for q in QUERIES:
-                for who, kw in (("reviewer", {}), ("member", {"statuses": ["approved"], "submitter": "U7"})):
+                views: tuple[tuple[str, dict[str, object]], ...] = (
+                    ("reviewer", {}), ("member", {"statuses": ["approved"], "submitter": "U7"}))
+                for who, kw in views:
                     found: list[int] = []
 
                     def once(q: str = q, kw: dict[str, object] = kw, found: list[int] = found) -> None:

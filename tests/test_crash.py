@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -324,66 +325,77 @@ def _restart_and_finish(db_url: str, sink: HoldingSink, log: Path, procs: list[S
     again.kill()
 
 
-def test_sigkill_mid_stream_loses_no_accepted_message(
-    db_url: str, sink: HoldingSink, tmp_path: Path, procs: list[ServeProcess]
-) -> None:
+@dataclass
+class Run:
+    """One crash scenario: the database, the first `serve` process and where its log goes."""
+
+    db_url: str
+    sink: HoldingSink
+    log: Path
+    procs: list[ServeProcess]
+    engine: Engine
+    first: ServeProcess
+
+    def finish(self, accepted: list[str]) -> None:
+        _restart_and_finish(self.db_url, self.sink, self.log, self.procs, self.engine)
+        check_everything(self.engine, self.sink, accepted)
+
+
+@pytest.fixture
+def run(
+    request: pytest.FixtureRequest, db_url: str, sink: HoldingSink, tmp_path: Path, procs: list[ServeProcess]
+) -> Iterator[Run]:
     log = tmp_path / "serve.stderr"
     engine = make_engine(db_url)
-    with shown_on_failure(log):
-        try:
+    try:
+        with shown_on_failure(log):
             first = ServeProcess(db_url, sink.url, log)
             procs.append(first)
             first.wait_ready()
-
-            accepted: list[str] = []
-            lock = threading.Lock()
-            # Far more messages than can be sent before the kill, however slow the machine is.
-            threads = stream(first.port, 1000, 6, accepted, lock, pause=0.15)
-
-            def ready_to_kill() -> bool:
-                if len(sink.messages) >= 3:
-                    sink.holder.hold.set()  # the next ack waits at the relay until after the kill
-                with lock:
-                    return len(accepted) >= 25 and sink.holder.holding.is_set()
-
-            wait_until(ready_to_kill, 30, "25 messages accepted and an ack held at the relay")
-            first.kill()  # messages are still flowing: six clients are mid-session
-            for t in threads:
-                t.join(timeout=30)
-            with lock:
-                accepted = list(accepted)
-            assert 25 <= len(accepted) < 1000, len(accepted)  # the kill did cut the stream short
-
-            _restart_and_finish(db_url, sink, log, procs, engine)
-            check_everything(engine, sink, accepted)
-        finally:
-            engine.dispose()
+        yield Run(db_url, sink, log, procs, engine, first)
+    finally:
+        engine.dispose()
+    # The test's own failure does not pass through a fixture: tests/conftest.py records it.
+    if getattr(request.node, "failed_call", False) and log.exists():
+        print(f"\n===== {log} =====\n{log.read_text(errors='replace')[-20000:]}", file=sys.stderr)
 
 
-def test_sigkill_while_acknowledging_sends_each_ack_once(
-    db_url: str, sink: HoldingSink, tmp_path: Path, procs: list[ServeProcess]
-) -> None:
-    log = tmp_path / "serve.stderr"
-    engine = make_engine(db_url)
-    with shown_on_failure(log):
-        try:
-            first = ServeProcess(db_url, sink.url, log)
-            procs.append(first)
-            first.wait_ready()
+def test_sigkill_mid_stream_loses_no_accepted_message(run: Run) -> None:
+    sink, first = run.sink, run.first
+    accepted: list[str] = []
+    lock = threading.Lock()
+    # Far more messages than can be sent before the kill, however slow the machine is.
+    threads = stream(first.port, 1000, 6, accepted, lock, pause=0.15)
 
-            accepted: list[str] = []
-            lock = threading.Lock()
-            for t in stream(first.port, 30, 4, accepted, lock):
-                t.join(timeout=30)
-            assert len(accepted) == 30
-            # Some acks are out, the next is held at the relay, the rest wait in the outbox.
-            wait_until(lambda: len(sink.messages) >= 10, 30, "the first acknowledgements")
-            sink.holder.hold.set()
-            wait_until(sink.holder.holding.is_set, 10, "an acknowledgement held at the relay")
-            first.kill()
-            assert len(sink.messages) < 30
+    def ready_to_kill() -> bool:
+        if len(sink.messages) >= 3:
+            sink.holder.hold.set()  # the next ack waits at the relay until after the kill
+        with lock:
+            return len(accepted) >= 25 and sink.holder.holding.is_set()
 
-            _restart_and_finish(db_url, sink, log, procs, engine)
-            check_everything(engine, sink, accepted)
-        finally:
-            engine.dispose()
+    wait_until(ready_to_kill, 30, "25 messages accepted and an ack held at the relay")
+    first.kill()  # messages are still flowing: six clients are mid-session
+    for t in threads:
+        t.join(timeout=30)
+    with lock:
+        accepted = list(accepted)
+    assert 25 <= len(accepted) < 1000, len(accepted)  # the kill did cut the stream short
+
+    run.finish(accepted)
+
+
+def test_sigkill_while_acknowledging_sends_each_ack_once(run: Run) -> None:
+    sink, first = run.sink, run.first
+    accepted: list[str] = []
+    lock = threading.Lock()
+    for t in stream(first.port, 30, 4, accepted, lock):
+        t.join(timeout=30)
+    assert len(accepted) == 30
+    # Some acks are out, the next is held at the relay, the rest wait in the outbox.
+    wait_until(lambda: len(sink.messages) >= 10, 30, "the first acknowledgements")
+    sink.holder.hold.set()
+    wait_until(sink.holder.holding.is_set, 10, "an acknowledgement held at the relay")
+    first.kill()
+    assert len(sink.messages) < 30
+
+    run.finish(accepted)

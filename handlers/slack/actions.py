@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -53,16 +54,32 @@ async def tell(client: AsyncWebClient, channel: str | None, user_id: str, text: 
         log.warning("chat.postEphemeral to %s in %s failed: %s", user_id, channel, e.response.get("error"))
 
 
+@dataclass(frozen=True)
+class Click:
+    user_id: str
+    reference: str
+    channel: str | None
+    ts: str | None
+
+
+async def reviewer_click(services: Services, body: dict[str, Any], client: AsyncWebClient) -> Click | None:
+    """Who clicked which record's button where; None (and a private refusal) if not a reviewer."""
+    channel, ts = where(body)
+    click = Click(body["user"]["id"], body["actions"][0].get("value") or "", channel, ts)
+    if not await may_review(services, click.user_id):
+        await tell(client, channel, click.user_id, NOT_REVIEWER)
+        return None
+    return click
+
+
 def register(app: AsyncApp, services: Services) -> None:
     @app.action("review_approve")
     async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        user_id = body["user"]["id"]
-        reference = body["actions"][0].get("value") or ""
-        channel, _ = where(body)
-        if not await may_review(services, user_id):
-            await tell(client, channel, user_id, NOT_REVIEWER)
+        click = await reviewer_click(services, body, client)
+        if click is None:
             return
+        user_id, reference, channel = click.user_id, click.reference, click.channel
         try:
             await asyncio.to_thread(decide, services.engine, services.settings, reference=reference,
                                     action=Action.APPROVE, actor=actor(user_id))
@@ -74,12 +91,10 @@ def register(app: AsyncApp, services: Services) -> None:
     def opens(builder: Callable[[str, dict[str, object], str | None, str | None], dict[str, Any]]) -> Any:
         async def listener(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
             await ack()
-            user_id = body["user"]["id"]
-            reference = body["actions"][0].get("value") or ""
-            channel, ts = where(body)
-            if not await may_review(services, user_id):
-                await tell(client, channel, user_id, NOT_REVIEWER)
+            click = await reviewer_click(services, body, client)
+            if click is None:
                 return
+            user_id, reference, channel, ts = click.user_id, click.reference, click.channel, click.ts
             snap = await load_async(services.engine, reference)
             if snap is None:
                 await tell(client, channel, user_id, f"There is no record {mrkdwn.safe(reference, 40)}.")
