@@ -7,9 +7,10 @@ changes (a record, its attachments and its acknowledgement) land together or not
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -91,11 +92,16 @@ class FastInboundInsert:
         self.when = table.c.received_at.type.bind_processor(dialect) or (lambda v: v)
         self.blob = table.c.raw.type.bind_processor(dialect) or (lambda v: v)
 
-    def _ids(self, conn: Connection, keys: list[str]) -> dict[str, int]:
-        sql = self.lookup.format(", ".join([self.mark] * len(keys)))
-        return {k: int(i) for k, i in conn.exec_driver_sql(sql, tuple(keys)).all()}
-
     def __call__(self, conn: Connection, drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
+        """Inside a SQLAlchemy transaction."""
+        return self.run(lambda sql, params: conn.exec_driver_sql(sql, params).all(), drafts)
+
+    def on_cursor(self, cur: Any, drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
+        """On a raw DB-API cursor inside a transaction the caller opened (the door's SQLite path)."""
+        return self.run(lambda sql, params: cur.execute(sql, params).fetchall(), drafts)
+
+    def run(self, execute: Callable[[str, tuple[Any, ...]], Sequence[Any]],
+            drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
         first: dict[str, InboundDraft] = {}
         for d in drafts:
             first.setdefault(d.dedupe_key, d)
@@ -105,11 +111,12 @@ class FastInboundInsert:
             params += [d.channel, d.dedupe_key, d.message_id, d.envelope_from, ",".join(d.envelope_to), d.peer,
                        len(d.raw), self.blob(d.raw), self.when(d.received_at) if d.received_at else now, "received"]
         sql = self.head + ", ".join([self.row] * len(first)) + self.tail
-        created = {k: int(i) for k, i in conn.exec_driver_sql(sql, tuple(params)).all()}
+        created = {k: int(i) for k, i in execute(sql, tuple(params))}
         ids = dict(created)
         missing = [k for k in first if k not in created]
         if missing:
-            ids.update(self._ids(conn, missing))
+            sql = self.lookup.format(", ".join([self.mark] * len(missing)))
+            ids.update({k: int(i) for k, i in execute(sql, tuple(missing))})
         out = []
         for d in drafts:
             out.append((ids[d.dedupe_key], d.dedupe_key in created))

@@ -285,13 +285,29 @@ async def test_database_outage_answers_451() -> None:
         dead.dispose()
 
 
+def slow_inbound_inserts(engine: Engine, seconds: float) -> None:
+    """Every row stored in `inbound` takes `seconds` inside the door's transaction, on either
+    database and whichever path the door takes (SQLAlchemy or its raw SQLite connection)."""
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _slow(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.create_function("slow_disk", 0, lambda: time.sleep(seconds))
+
+        ddl = ["CREATE TRIGGER slow_disk AFTER INSERT ON inbound BEGIN SELECT slow_disk(); END"]
+    else:
+        ddl = [
+            "CREATE FUNCTION slow_disk() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$",
+            "CREATE TRIGGER slow_disk AFTER INSERT ON inbound FOR EACH ROW EXECUTE FUNCTION slow_disk()",
+        ]
+    with engine.begin() as conn:
+        for stmt in ddl:
+            conn.exec_driver_sql(stmt)
+
+
 async def test_commit_survives_a_client_that_hangs_up(db_url: str) -> None:
     engine = make_engine(db_url)
-
-    @event.listens_for(engine, "commit")
-    def _slow_disk(conn: Any) -> None:
-        time.sleep(0.5)  # a slow fsync: the client is gone before the commit returns
-
+    slow_inbound_inserts(engine, 0.5)  # a slow disk: the client is gone before the commit returns
     async with Service(make_settings(db_url), engine=engine) as svc:
         def _send_and_vanish() -> None:
             s = socket.create_connection(("127.0.0.1", svc.smtp_port))
@@ -306,8 +322,38 @@ async def test_commit_survives_a_client_that_hangs_up(db_url: str) -> None:
             s.sendall(evidence(5) + b"\r\n.\r\n")
             s.close()
 
+        started = time.monotonic()
         await asyncio.to_thread(_send_and_vanish)
         await wait_for(lambda: count(svc.engine, Submission) == 1)
+        assert count(svc.engine, Inbound) == 1
+        assert time.monotonic() - started >= 0.5  # the slow insert was on the door's path
+
+
+async def test_sessions_go_on_while_another_writer_holds_the_sqlite_lock(tmp_path: Path) -> None:
+    """A CLI command or the parser holding SQLite's write lock must not stall the event loop:
+    other sessions are answered meanwhile, and the waiting message is stored once the lock is free."""
+    import sqlite3
+
+    db_url = f"sqlite:///{tmp_path}/locked.db"
+    upgrade(db_url)
+    async with Service(make_settings(db_url)) as svc:
+        holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            pending = asyncio.ensure_future(send(svc.smtp_port, evidence(7)))
+            await asyncio.sleep(0.3)  # the door has tried to commit by now and found the lock taken
+            assert not pending.done()
+
+            def _noop() -> tuple[int, bytes]:
+                with smtplib.SMTP("127.0.0.1", svc.smtp_port, timeout=10) as c:
+                    return c.noop()
+
+            assert (await asyncio.to_thread(_noop))[0] == 250
+            assert not pending.done()  # still waiting for the lock, not refused
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert await asyncio.wait_for(pending, 30) == {}
         assert count(svc.engine, Inbound) == 1
 
 
