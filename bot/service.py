@@ -10,6 +10,7 @@ import socket
 import sys
 from typing import Any
 
+import aiohttp
 from aiohttp import web as aioweb
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from sqlalchemy import text
@@ -126,6 +127,10 @@ class Service:
         loop = asyncio.get_running_loop()
         self.committer.start()
         self._tasks.append(loop.create_task(self._process_loop(), name="processor"))
+        if self.slack_client is not None and self.slack_client.session is None:
+            # One connection pool for every Web API call. Without it slack_sdk opens a session,
+            # a TCP connection and (against slack.com) a TLS handshake per call, on this loop.
+            self.slack_client.session = aiohttp.ClientSession()
         self._tasks.append(loop.create_task(self.worker.run(self._stopping), name="outbox-worker"))
         await self._start_slack_and_web()
         if self.want_smtp:

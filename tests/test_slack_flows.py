@@ -220,6 +220,15 @@ async def test_slash_command_opens_the_form(env: Env) -> None:
     await wait_until(lambda: len(env.opened_views("evidence_submit")) == 2, what="a second form")
 
 
+async def test_web_api_calls_share_one_connection(env: Env) -> None:
+    """One pooled session for the Web API: no TCP (and, at slack.com, TLS) set-up per call."""
+    for n in range(1, 4):
+        await env.command("")
+        await wait_until(lambda n=n: len(env.opened_views("evidence_submit")) == n, what="views.open")
+    peers = {c.peer for c in env.slack.calls_to("views.open")}
+    assert len(peers) == 1 and None not in peers
+
+
 async def test_bad_money_keeps_the_form_open_with_errors(env: Env) -> None:
     answer = json.loads(await env.submit({**GOOD, "contract_value": "lots", "project": ""}))
     assert answer["response_action"] == "errors"

@@ -57,6 +57,7 @@ class Call:
     status: int | None = None  # HTTP status answered (None while still being handled, e.g. a hang)
     error: str | None = None  # Slack's "error" when ok is false
     response: JsonDict | None = None
+    peer: tuple[str, int] | None = None  # the client's address and port: which connection it came on
 
     @property
     def ok(self) -> bool:
@@ -358,7 +359,8 @@ class FakeSlack:
             self.calls.append(call)
             return await self._finish(call, self._json({"ok": False, "error": "invalid_json"}))
         token = self._token(request, args)
-        call = Call(method, args, time.monotonic(), token=token)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        call = Call(method, args, time.monotonic(), token=token, peer=tuple(peer[:2]) if peer else None)
         self.calls.append(call)
 
         injected = await self._apply_fault(self._take_fault(method))
