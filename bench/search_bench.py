@@ -53,7 +53,7 @@ PHRASES = ["staff were paid late", "costs rose sharply", "the contract was termi
            "the supplier went into liquidation"]
 STATUSES = ["received"] * 5 + ["approved"] * 2 + ["rejected", "needs_info", "withdrawn"]
 QUERIES = ["payroll", "Capita", '"paid late"', "Kent Capita payroll", "liquidation -Carillion", "penal*",
-           "zyxel0042"]  # the last: a word in about 1 record in 10,000
+           "zyxel0042"]  # the last: a word in exactly 10 records whatever the size (a selective query)
 
 
 def _vocabulary(rng: random.Random, n: int = 6000) -> list[str]:
@@ -71,7 +71,7 @@ def rows(n: int, seed: int = 7) -> Iterator[tuple[dict[str, object], search.Docu
         body, supplier, area = rng.choice(BODIES), rng.choice(SUPPLIERS), rng.choice(AREAS)
         words = rng.choices(vocab, weights, k=rng.randint(80, 250))
         text_ = " ".join(words[:40]) + f". On {area}, {rng.choice(PHRASES)}. " + " ".join(words[40:])
-        if rng.random() < 1e-4:
+        if i % max(1, n // 10) == 0:
             text_ += " zyxel0042"
         title = f"{area.capitalize()} at {body}"
         ref = f"EV-{i:06d}"

@@ -227,8 +227,15 @@ def _visibility(statuses: Collection[str] | None, submitter: str | None) -> tupl
 
 
 # A query matching more records than this ranks the newest this many: broad words stay fast at any
-# size of store, at the price that a very old record may need a narrower query to come up.
-RANKED_MAX = 2000
+# size of store (bench/search_bench.py), at the price that an older record may need a narrower
+# query to come up. Results say when that happened (Results.capped), and the doors say so too.
+RANKED_MAX = 200
+
+
+class Results(list[Hit]):
+    """The hits, best first; `capped` when more records matched than were ranked (RANKED_MAX)."""
+
+    capped: bool = False
 
 
 def search(
@@ -238,7 +245,7 @@ def search(
     statuses: Collection[str] | None = None,
     submitter: str | None = None,
     limit: int = 20,
-) -> list[Hit]:
+) -> Results:
     """Records matching `words`, best first, each with a highlighted snippet.
 
     `statuses` limits the records to those statuses, except that `submitter`'s own records (by Slack
@@ -251,13 +258,17 @@ def search(
     if _dialect(session) == "postgresql":
         q = tsquery_text(query)
         if q is None:
-            return []
+            return Results()
         params["q"] = q
         params["ranked_max"] = RANKED_MAX
         # As on SQLite, only the newest RANKED_MAX matches are scored (ts_rank reads each vector).
         sql = (
             "WITH q AS (SELECT to_tsquery('english', :q) AS query),"
-            " cand AS (SELECT f.submission_id FROM submission_fts f CROSS JOIN q WHERE f.document @@ q.query"
+            # The query text inline (not from `q`): the planner then estimates from the index's
+            # statistics how many rows match, and picks the GIN index for a rare word rather than
+            # walking every row newest first in search of ten matches.
+            " cand AS (SELECT f.submission_id FROM submission_fts f"
+            "  WHERE f.document @@ to_tsquery('english', :q)"
             "  ORDER BY f.submission_id DESC LIMIT :ranked_max),"
             " hits AS (SELECT s.id, s.reference, s.title, s.project, s.status,"
             "  ts_rank(f.document, q.query) AS rank"
@@ -265,7 +276,7 @@ def search(
             "  JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
             f"  WHERE {where}"
             "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
-            " SELECT h.reference, h.title, h.project, h.status, h.rank,"
+            " SELECT h.reference, h.title, h.project, h.status, h.rank, (SELECT count(*) FROM cand) AS considered,"
             "  ts_headline('english', concat_ws(' \u2022 ', f.title, f.fields, f.body, f.attachments), q.query,"
             f"   'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6,"
             "    MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet"
@@ -275,37 +286,37 @@ def search(
     else:
         match = fts5_query(query)
         if match is None:
-            return []
+            return Results()
         params["q"] = match
         # Column weights for bm25: reference (unindexed), title, fields, body, attachments.
-        # Ranked first, snippets after: SQLite computes every output column of every match before
-        # it sorts, and a snippet costs far more than a score, so only the top `limit` get one.
-        # Only the newest RANKED_MAX matches are scored: FTS5 reads a rowid range without scoring,
-        # so a query that matches most of a large store costs about what it costs on a small one.
-        floor = session.execute(
-            text("SELECT rowid FROM submission_fts WHERE submission_fts MATCH :q"
-                 " ORDER BY rowid DESC LIMIT 1 OFFSET :n"),
-            {"q": match, "n": RANKED_MAX - 1},
-        ).scalar()
-        params["floor"] = int(floor or 0)
+        # Two passes over the index, each bounded whatever the size of the store:
+        # 1. `cand`: the newest RANKED_MAX matches with their scores. FTS5 walks its doclists by
+        #    descending rowid and the LIMIT stops the walk, so bm25 runs for those rows only.
+        # 2. snippets for the top `limit` only (a snippet costs far more than a score), from a
+        #    second walk over just the rowid range the top rows span.
+        params["ranked_max"] = RANKED_MAX
         sql = (
-            "WITH top AS (SELECT s.id, -bm25(submission_fts, 0, 8.0, 4.0, 2.0, 1.0) AS rank"
-            "  FROM submission_fts JOIN submission s ON s.id = submission_fts.rowid"
-            f"  WHERE submission_fts MATCH :q AND submission_fts.rowid >= :floor AND {where}"
-            "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
-            " SELECT s.reference, s.title, s.project, s.status, top.rank,"
+            "WITH cand AS MATERIALIZED (SELECT rowid AS id, -bm25(submission_fts, 0, 8.0, 4.0, 2.0, 1.0) AS rank"
+            "  FROM submission_fts WHERE submission_fts MATCH :q ORDER BY rowid DESC LIMIT :ranked_max),"
+            " top AS MATERIALIZED (SELECT cand.id, cand.rank FROM cand JOIN submission s ON s.id = cand.id"
+            f"  WHERE {where} ORDER BY cand.rank DESC, cand.id DESC LIMIT :limit)"
+            " SELECT s.reference, s.title, s.project, s.status, top.rank, (SELECT count(*) FROM cand) AS considered,"
             f" snippet(submission_fts, -1, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_WORDS}) AS snippet"
-            " FROM top JOIN submission s ON s.id = top.id"
-            " JOIN submission_fts ON submission_fts.rowid = top.id"
-            " WHERE submission_fts MATCH :q"
+            # CROSS JOIN keeps the index walk outermost: SQLite would otherwise look up each top
+            # row in the index by rowid, and FTS5 answers each such lookup with a walk of its own.
+            " FROM submission_fts CROSS JOIN top CROSS JOIN submission s"
+            " WHERE submission_fts MATCH :q AND submission_fts.rowid >= (SELECT min(id) FROM top)"
+            "  AND top.id = submission_fts.rowid AND s.id = top.id"
             " ORDER BY top.rank DESC, s.id DESC"
         )
     stmt = text(sql)
     if expanding:
         stmt = stmt.bindparams(*(bindparam(n, expanding=True) for n in expanding))
     rows = session.execute(stmt, params).all()
-    return [Hit(reference=r.reference, title=r.title or r.project, status=r.status,
-                snippet=(r.snippet or "").strip(), rank=float(r.rank)) for r in rows]
+    out = Results(Hit(reference=r.reference, title=r.title or r.project, status=r.status,
+                      snippet=(r.snippet or "").strip(), rank=float(r.rank)) for r in rows)
+    out.capped = bool(rows) and rows[0].considered >= RANKED_MAX
+    return out
 
 
 def marked(snippet: str, *, start: str, end: str, escape: Callable[[str], str] | None = None) -> str:

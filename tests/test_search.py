@@ -43,7 +43,7 @@ def file_mail(engine: Engine, settings: Settings, n: int, *, subject: str, body:
     return filed.reference
 
 
-def find(engine: Engine, words: str, **kw: object) -> list[search.Hit]:
+def find(engine: Engine, words: str, **kw: object) -> search.Results:
     with unit_of_work(engine) as s:
         return search.search(s, words=words, **kw)  # type: ignore[arg-type]
 
@@ -85,11 +85,18 @@ def test_ranking_puts_the_record_about_it_first(engine: Engine, three: list[str]
 def test_a_broad_query_ranks_only_the_newest_matches(
     engine: Engine, three: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from handlers.slack.find import results_text
+
     _, b, c = three
-    assert len(find(engine, "council")) == 3  # every record names a council
+    everything = find(engine, "council")
+    assert len(everything) == 3 and not everything.capped  # every record names a council
+    assert "newest" not in results_text("council", everything)
     monkeypatch.setattr(search, "RANKED_MAX", 2)
-    assert set(refs(find(engine, "council"))) == {b, c}  # the newest two are the ones ranked
-    assert refs(find(engine, "bins")) == [c]  # a narrow query is untouched
+    broad = find(engine, "council")
+    assert set(refs(broad)) == {b, c} and broad.capped  # the newest two are the ones ranked
+    assert "More than 2 records match: these are the best of the newest 2" in results_text("council", broad)
+    narrow = find(engine, "bins")
+    assert refs(narrow) == [c] and not narrow.capped  # a narrow query is untouched
 
 
 def test_stemming_phrases_prefixes_and_exclusions(engine: Engine, three: list[str]) -> None:
@@ -246,6 +253,20 @@ def test_cli_search(db_url: str, engine: Engine, three: list[str]) -> None:
     assert p.returncode == 0 and "nothing found" in p.stdout
     p = run("search", db_url=db_url)
     assert p.returncode == 1 and "what should I look for" in p.stderr
+
+
+def test_cli_says_when_a_broad_query_was_capped(
+    db_url: str, three: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(["search", "bins"]) == 0
+    assert "newest" not in capsys.readouterr().err
+    monkeypatch.setattr(search, "RANKED_MAX", 2)
+    assert main(["search", "council"]) == 0
+    out = capsys.readouterr()
+    assert "more than 2 records match" in out.err and len(out.out.splitlines()) == 4  # 2 hits, 2 snippets
 
 
 def test_cli_reindex_rebuilds_a_lost_index(db_url: str, engine: Engine, three: list[str]) -> None:

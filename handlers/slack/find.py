@@ -26,7 +26,7 @@ STATUS_SHORT = {"received": "waiting for review", "needs_info": "needs info", "a
                 "rejected": "rejected", "withdrawn": "withdrawn"}
 
 
-def _search(engine: Engine, words: str, *, reviewer: bool, user_id: str) -> list[search.Hit]:
+def _search(engine: Engine, words: str, *, reviewer: bool, user_id: str) -> search.Results:
     with unit_of_work(engine) as s:
         if reviewer:
             return search.search(s, words=words, limit=MAX_RESULTS)
@@ -51,6 +51,9 @@ def results_text(words: str, hits: list[search.Hit]) -> str:
         return f"Nothing found for “{shown}”."
     lines = [f"*{len(hits)} result{'s' if len(hits) != 1 else ''} for “{shown}”*"
              + (" (the best ten)" if len(hits) >= MAX_RESULTS else "")]
+    if getattr(hits, "capped", False):
+        lines.append(f"_More than {search.RANKED_MAX} records match: these are the best of the newest "
+                     f"{search.RANKED_MAX}. Add words to narrow the search._")
     for h in hits:
         entry = (f"\n*{h.reference}* · {STATUS_SHORT.get(h.status, h.status)} · "
                  f"{mrkdwn.safe(h.title or '(no title)', 150)}")
