@@ -87,8 +87,11 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("what should I look for? e.g. evidence-bot search payroll Capita")
     if args.limit < 1:
         raise UserError("--limit must be at least 1")
-    with unit_of_work(engine) as s:
-        hits = search.search(s, words=words, statuses=args.status, limit=args.limit)
+    try:
+        with unit_of_work(engine) as s:
+            hits = search.search(s, words=words, statuses=args.status, limit=args.limit)
+    finally:
+        engine.dispose()  # the connections close now, not whenever the process (or a test) exits
     if hits.capped:
         print(capped_note(), file=sys.stderr)
     if args.json:
