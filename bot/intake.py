@@ -38,6 +38,7 @@ SLACK_SUMMARY = "slack_summary"
 SLACK_UPDATE = "slack_update"
 SLACK_THREAD = "slack_thread"
 SLACK_DM = "slack_dm"
+THREAD_POSTED = "posted ts="  # a done SLACK_THREAD item's result: this, then the reply's ts
 
 # Headers that relays add on the way: two deliveries of one message differ only in these.
 _TRACE = re.compile(
@@ -215,7 +216,7 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
             from bot import withdraw  # not at the top: bot.withdraw imports this module's outbox kinds
 
             # The submitter's "WITHDRAW" first, so a withdrawn record is not put back in review below.
-            withdraw.from_followup(s, settings, parent, fu)
+            withdraw.from_followup(s, settings, parent, fu, thread_ids=rec.thread_ids)
             _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")
             finding.refresh(s, submission_id=parent.id)  # the follow-up's text and attachments become findable
             return Filed(inbound.id, "follow_up", parent.reference)

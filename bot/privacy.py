@@ -21,8 +21,9 @@ person out of it:
   person only by a SHA-256 of the address or user ID, so the trail can later answer "was this
   person erased?" for someone who already knows the address, and tell nobody else who it was.
 
-The review summaries of affected records are re-rendered in Slack (a queued update); thread
-replies and DMs already posted in Slack are outside this store and are not touched.
+The review summaries of affected records are re-rendered in Slack (a queued update), and so are
+the follow-ups already posted under them (chat.update of each reply, whose ts the outbox kept).
+DMs already sent in Slack went to the person themselves and are not touched.
 
 Purging (`evidence-bot purge --older-than 365d --status rejected,withdrawn`) deletes closed records
 whose last decision (or, undecided, their arrival) is older than the given age, with everything
@@ -46,6 +47,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot import finding
+from bot.intake import SLACK_THREAD, SLACK_UPDATE
 from bot.record import Status
 from storage import repo
 from storage.db import unit_of_work
@@ -253,10 +255,25 @@ def _erase(s: Session, who: Subject) -> Erased:
         posted = s.get(Submission, sub_id)
         if posted is not None and posted.reference and posted.review_ts:
             # The summary in the review channel shows the submitter; render it again without them.
-            enqueue(s, key=f"slack_update:{posted.reference}:erase:{now.timestamp():.0f}", kind="slack_update",
+            enqueue(s, key=f"{SLACK_UPDATE}:{posted.reference}:erase:{now.timestamp():.0f}", kind=SLACK_UPDATE,
                     payload={"reference": posted.reference}, submission_id=posted.id)
+            _rewrite_thread_replies(s, posted, now)
     _refresh_search(s, done.records)
     return done
+
+
+def _rewrite_thread_replies(s: Session, sub: Submission, now: datetime) -> None:
+    """Follow-ups posted (or about to be posted) under the summary are rewritten in place from their
+    scrubbed text. Each rewrite names the original post's outbox item: a post still in flight may
+    have read the follow-up before this erasure, so its rewrite waits for it to finish."""
+    posts = s.exec(select(OutboxItem).where(OutboxItem.submission_id == sub.id,
+                                            OutboxItem.kind == SLACK_THREAD)).all()
+    for item in posts:
+        payload = json.loads(item.payload or "{}")
+        if payload.get("followup_id") and not payload.get("rewrite_of"):
+            enqueue(s, key=f"{item.key}:erase:{now.timestamp():.0f}", kind=SLACK_THREAD, submission_id=sub.id,
+                    payload={"reference": sub.reference, "followup_id": payload["followup_id"],
+                             "rewrite_of": item.key})
 
 
 def _erase_outbox(s: Session, who: Subject, needle: str, patterns_for: Any, done: Erased) -> None:

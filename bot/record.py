@@ -86,6 +86,7 @@ class EvidenceRecord:
     late: bool = False
     # Not part of the JSON contract: what the parser learnt that the workflow needs.
     in_reply_to_reference: str | None = None
+    thread_ids: list[str] = field(default_factory=list)  # the Message-IDs In-Reply-To and References name
     automatic_reason: str | None = None
     parse_warnings: list[str] = field(default_factory=list)
 

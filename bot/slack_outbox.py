@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from bot import delivery, mrkdwn
 from bot.convert import record_from_submission
 from bot.corroboration import corroborating
-from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
+from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE, THREAD_POSTED
 from bot.record import EvidenceRecord
 from bot.settings import Settings
 from handlers.slack.blocks import summary_blocks
@@ -153,6 +153,16 @@ class SlackPerformer:
             s.expunge(fu)
             return fu
 
+    def _posted_ts(self, key: str) -> str | None:
+        """The ts of the thread reply that outbox item `key` posted; None if it never will be."""
+        with unit_of_work(self.engine) as s:
+            status, result = repo.outbox_outcome(s, key=key)
+        if status in ("pending", "sending"):
+            raise delivery.TemporaryFailure("the reply to rewrite is not posted yet")
+        if status == "done" and (result or "").startswith(THREAD_POSTED):
+            return (result or "").removeprefix(THREAD_POSTED) or None
+        return None
+
     async def thread(self, item: Claimed) -> str:
         sub, rec = await asyncio.to_thread(self._load, item.payload["reference"])
         if not (sub.review_ts and sub.review_channel):
@@ -160,11 +170,20 @@ class SlackPerformer:
         fu = await asyncio.to_thread(self._load_followup, int(item.payload["followup_id"]))
         who = "the submitter" if rec.confidential else (fu.sender_name or fu.sender_email or "the submitter")
         text = mrkdwn.cut(f"Follow-up from {mrkdwn.escape(who)}:\n{mrkdwn.escape(fu.body or '(empty)')}", 3000)
-        if item.resumed and await self._find_posted(sub.review_channel, item.key):
-            return "already posted"
-        await self._call(sub.review_channel, "chat_postMessage", channel=sub.review_channel, thread_ts=sub.review_ts,
-                         text=text, metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
-        return "posted"
+        if item.payload.get("rewrite_of"):
+            # Erasure: the reply already in the thread is rewritten from the scrubbed follow-up.
+            ts = await asyncio.to_thread(self._posted_ts, str(item.payload["rewrite_of"]))
+            if ts is None:
+                return "nothing was posted"
+            await self._call(sub.review_channel, "chat_update", channel=sub.review_channel, ts=ts, text=text)
+            return "updated"
+        if item.resumed and (ts := await self._find_posted(sub.review_channel, item.key)):
+            return f"{THREAD_POSTED}{ts}"
+        posted = await self._call(sub.review_channel, "chat_postMessage", channel=sub.review_channel,
+                                  thread_ts=sub.review_ts, text=text,
+                                  metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
+        # The ts is kept in the outbox item's result: erasure finds the reply there to rewrite it.
+        return f"{THREAD_POSTED}{posted.get('ts', '')}"
 
     async def dm(self, item: Claimed) -> str:
         user = str(item.payload["user"])

@@ -12,7 +12,10 @@ from, in Slack only the user who submitted it.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +33,8 @@ from storage import repo
 from storage.db import unit_of_work
 from storage.models import FollowUp, Submission
 from storage.outbox import enqueue
+
+log = logging.getLogger(__name__)
 
 EMAIL = "email"  # the decision notices' outbox kind (bot.decisions.EMAIL): same performer
 # What the summary and `/evidence status` show as "who decided": never the submitter's address
@@ -124,13 +129,23 @@ def withdraw_in(
     return Withdrawn(sub.reference, str(current), entry.at, entry.id or 0)
 
 
-def from_followup(s: Session, settings: Settings, parent: Submission, fu: FollowUp) -> Withdrawn | None:
+def from_followup(s: Session, settings: Settings, parent: Submission, fu: FollowUp, *,
+                  thread_ids: Sequence[str] = ()) -> Withdrawn | None:
     """Intake's hook: withdraws `parent` when this follow-up is the submitter's WITHDRAW.
 
-    Anything else (another sender, other words, an already withdrawn record) stays an ordinary
-    follow-up and returns None: a stranger who knows a reference must not be able to withdraw it.
+    It must come from the submitter's address and be a reply on the record's own thread: its
+    In-Reply-To or References (`thread_ids`) name the submission or a message we sent about it.
+    A From line is trivially forged, and a reference is no secret (it appears in the pack); those
+    Message-IDs reached only the submitter's mailbox (ours carry a random part).
+
+    Anything else (another sender, other words, no thread, an already withdrawn record) stays an
+    ordinary follow-up, which reviewers see under the summary, and returns None.
     """
     if not is_withdrawal_text(fu.body) or not _same_address(fu.sender_email, parent.submitter_email):
+        return None
+    if not _on_the_thread(s, parent, thread_ids):
+        log.info("%s: WITHDRAW from the submitter's address but not on the record's thread; kept as a follow-up",
+                 parent.reference)
         return None
     if parent.kind != "evidence" or parent.status == Status.WITHDRAWN:
         return None
@@ -139,6 +154,16 @@ def from_followup(s: Session, settings: Settings, parent: Submission, fu: Follow
                            followup=fu)
     except WithdrawError:
         return None
+
+
+def _on_the_thread(s: Session, parent: Submission, thread_ids: Sequence[str]) -> bool:
+    wanted = {t.strip() for t in thread_ids if t.strip()}
+    if not wanted or parent.id is None:
+        return False
+    if parent.message_id in wanted:
+        return True
+    return any(json.loads(p or "{}").get("message_id") in wanted
+               for p in repo.outbox_payloads(s, submission_id=parent.id))
 
 
 def _enqueue_effects(s: Session, settings: Settings, sub: Submission, *, audit_id: int,

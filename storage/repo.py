@@ -231,6 +231,17 @@ def followups_for(session: Session, *, submission_ids: Sequence[int]) -> dict[in
     return out
 
 
+def outbox_payloads(session: Session, *, submission_id: int) -> list[str]:
+    """The JSON payloads of every side effect queued about one record (e-mails carry their Message-ID)."""
+    return list(session.exec(select(OutboxItem.payload).where(OutboxItem.submission_id == submission_id)).all())
+
+
+def outbox_outcome(session: Session, *, key: str) -> tuple[str | None, str | None]:
+    """(status, result) of the outbox item with this key; (None, None) if there is none."""
+    row = session.exec(select(OutboxItem.status, OutboxItem.result).where(OutboxItem.key == key)).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
 def count_recent_outbox(session: Session, *, kind: str, recipient: str, since: timedelta) -> int:
     stmt = select(func.count()).select_from(OutboxItem).where(
         OutboxItem.kind == kind,

@@ -199,6 +199,37 @@ async def test_a_follow_up_appears_in_the_summary_thread(db_url: str, engine: En
         assert "extended &lt;!channel&gt; in 2021" in threaded["text"]
 
 
+async def test_erasure_rewrites_the_summary_and_the_replies_already_in_slack(db_url: str, engine: Engine) -> None:
+    from bot.privacy import Subject, erase
+
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        (ref,) = file_records(engine, settings, 1)
+        async with Service(settings, smtp=False, slack_post_interval=0.2) as svc:
+            await wait_for(lambda: recorded_ts(engine)[ref])
+            reply = (f"From: Ann Smith <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}]\r\n"
+                     "Message-ID: <fu-1@example.org>\r\n\r\nCall me: ann0@example.org.\r\n").encode()
+            draft = intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"])
+            intake.store_now(engine, draft)
+            await asyncio.to_thread(intake.process_pending, engine, settings)
+            svc.worker.wake()
+            await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
+            (threaded,) = [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")]
+            assert "ann0@example.org" in threaded["text"] and "Ann Smith" in threaded["text"]
+
+            await asyncio.to_thread(erase, engine, Subject.of(email="ann0@example.org"))
+            svc.worker.wake()
+
+            def rewritten() -> list[dict[str, Any]]:
+                return [m for (ch, _), m in slack.messages.items() if ch == CHANNEL and m.get("update_count", 0) >= 1]
+
+            await wait_for(lambda: len(rewritten()) == 2)
+        now = {bool(m.get("thread_ts")): m for m in rewritten()}
+        for m in now.values():
+            assert "ann0@example.org" not in str(m) and "Ann Smith" not in str(m)
+        assert now[True]["ts"] == threaded["ts"] and "[erased]" in now[True]["text"]
+
+
 async def test_very_long_texts_are_cut_to_slacks_limits(db_url: str, engine: Engine) -> None:
     async with FakeSlack(post_interval=0.2) as slack:
         settings = slack_settings(db_url, slack)

@@ -30,9 +30,9 @@ def _file_one(engine: Engine, settings: Settings) -> str:
 
 
 def _reply(engine: Engine, settings: Settings, ref: str, body: str, *, sender: str = "ann@example.org",
-           n: int = 1) -> intake.Filed:
+           n: int = 1, in_reply_to: str = "<w-1@example.org>") -> intake.Filed:
     raw = (f"From: Someone <{sender}>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received: waste\r\n"
-           f"Message-ID: <wd-{n}@example.org>\r\nIn-Reply-To: <w-1@example.org>\r\n\r\n{body}\r\n\r\n"
+           f"Message-ID: <wd-{n}@example.org>\r\nIn-Reply-To: {in_reply_to}\r\n\r\n{body}\r\n\r\n"
            f"On Mon, 1 Jan 2024, Evidence <evidence@example.org> wrote:\r\n> Thank you for sending evidence\r\n")
     intake.store_now(engine, intake.draft(raw.encode(), envelope_from=sender, rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
@@ -88,6 +88,27 @@ def test_withdraw_from_another_sender_is_an_ordinary_follow_up(engine: Engine, s
     sub, trail, items, fus = _state(engine, ref)
     assert sub.status == "received" and trail == [] and len(fus) == 1
     assert [i.kind for i in items if i.kind in ("email", "slack_update")] == []
+
+
+def test_forged_withdraw_off_the_thread_is_an_ordinary_follow_up(engine: Engine, settings: Settings) -> None:
+    """The submitter's address and the reference are not secrets; the thread's Message-IDs are."""
+    ref = _file_one(engine, settings)
+    filed = _reply(engine, settings, ref, "WITHDRAW", in_reply_to="<guessed@example.org>")
+    assert (filed.outcome, filed.reference) == ("follow_up", ref)
+    sub, trail, items, fus = _state(engine, ref)
+    assert sub.status == "received" and trail == [] and len(fus) == 1  # reviewers still see it
+    assert [i.kind for i in items if i.kind == "email"] == []
+
+
+def test_withdraw_as_a_reply_to_our_acknowledgement(engine: Engine, settings: Settings) -> None:
+    ref = _file_one(engine, settings)
+    _, _, items, _ = _state(engine, ref)
+    (ack,) = [i for i in items if i.kind == "ack_email"]
+    ack_id = json.loads(ack.payload)["message_id"]
+    assert ack_id.startswith(f"<ack.{ref}.")
+    _reply(engine, settings, ref, "WITHDRAW", in_reply_to=f"<x@example.org> {ack_id}")
+    sub, trail, _, _ = _state(engine, ref)
+    assert sub.status == "withdrawn" and [a.action for a in trail] == ["withdraw"]
 
 
 def test_withdraw_after_approval_and_only_once(engine: Engine, settings: Settings) -> None:

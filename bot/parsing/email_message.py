@@ -34,6 +34,7 @@ MAX_BODY_PART_CHARS = 1_000_000
 MAX_BODY_CHARS = 300_000
 MAX_MULTIPART_DEPTH = 40
 
+_MSGIDS = re.compile(r"<[^<>\s]+>")
 _STUB = re.compile(
     r"cannot display|can ?not be displayed|view (the|this) (message|e-?mail) in (a|your) (web )?browser"
     r"|html version|does not support html|multi-?part message in mime format|enable html"
@@ -105,6 +106,7 @@ def _fill(record: EvidenceRecord, raw: bytes, prefix: str, envelope_from: str | 
     elif follow:
         record.kind = Kind.FOLLOW_UP
     record.in_reply_to_reference = follow
+    record.thread_ids = _MSGIDS.findall(header_text(msg, "In-Reply-To") + " " + header_text(msg, "References"))
 
     subject = header_text(msg, "Subject")
     forwarded = _treat_as_forward(subject)
