@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from bot import redact
 from bot.convert import record_from_submission
-from bot.parsing.fields import extract_fields
+from bot.parsing.fields import prose_of
 from bot.record import JSON_KEYS, AttachmentInfo, EvidenceRecord, Status
 from bot.settings import Settings, get_settings
 from bot.templating import render as render_template
@@ -222,7 +222,8 @@ def paragraphs(text: str | None) -> list[str]:
 
 def evidence_prose(body: str | None) -> str | None:
     """The body without its template lines ("Supplier: Veolia"): those are the key facts table."""
-    return extract_fields(body).prose if body else body
+    # Only the split: the pack shows the stored (reviewed) fields, so nothing is inferred again here.
+    return prose_of(body) if body else body
 
 
 def _chart(title: str, counts: Sequence[tuple[str, int]], width: float = 320.0) -> Chart:

@@ -530,6 +530,11 @@ def is_confidential_request(text: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def prose_of(text: str) -> str:
+    """The text without its template lines ("Supplier: Veolia"), and nothing inferred from it."""
+    return _split_template(text)[1]
+
+
 def extract_fields(text: str) -> Fields:
     """All evidence fields from clean plain text; template lines first, the prose fills the gaps."""
     template, prose = _split_template(text)
