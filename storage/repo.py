@@ -7,7 +7,7 @@ changes (a record, its attachments and its acknowledgement) land together or not
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +68,9 @@ def insert_inbound(session: Session, *, draft: InboundDraft) -> tuple[int, bool]
     return existing, False
 
 
+Query = tuple[str, tuple[Any, ...]]
+
+
 class FastInboundInsert:
     """Stores many raw messages in one statement whatever their number (the SMTP door's group
     commit); returns (id, created) per draft, in order. Duplicates, within the batch or of earlier
@@ -102,6 +105,27 @@ class FastInboundInsert:
 
     def run(self, execute: Callable[[str, tuple[Any, ...]], Sequence[Any]],
             drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
+        steps = self.steps(drafts)
+        rows: Sequence[Any] | None = None
+        try:
+            while True:
+                rows = execute(*steps.send(rows))
+        except StopIteration as done:
+            return done.value
+
+    async def run_async(self, execute: Callable[[str, tuple[Any, ...]], Awaitable[Sequence[Any]]],
+                        drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
+        """The same statements through an async driver (the door's PostgreSQL path)."""
+        steps = self.steps(drafts)
+        rows: Sequence[Any] | None = None
+        try:
+            while True:
+                rows = await execute(*steps.send(rows))
+        except StopIteration as done:
+            return done.value
+
+    def steps(self, drafts: Sequence[InboundDraft]) -> Generator[Query, Sequence[Any] | None, list[tuple[int, bool]]]:
+        """The statements, free of any driver: yields (sql, params), is sent back the rows."""
         first: dict[str, InboundDraft] = {}
         for d in drafts:
             first.setdefault(d.dedupe_key, d)
@@ -111,12 +135,12 @@ class FastInboundInsert:
             params += [d.channel, d.dedupe_key, d.message_id, d.envelope_from, ",".join(d.envelope_to), d.peer,
                        len(d.raw), self.blob(d.raw), self.when(d.received_at) if d.received_at else now, "received"]
         sql = self.head + ", ".join([self.row] * len(first)) + self.tail
-        created = {k: int(i) for k, i in execute(sql, tuple(params))}
+        created = {k: int(i) for k, i in (yield sql, tuple(params)) or ()}
         ids = dict(created)
         missing = [k for k in first if k not in created]
         if missing:
             sql = self.lookup.format(", ".join([self.mark] * len(missing)))
-            ids.update({k: int(i) for k, i in execute(sql, tuple(missing))})
+            ids.update({k: int(i) for k, i in (yield sql, tuple(missing)) or ()})
         out = []
         for d in drafts:
             out.append((ids[d.dedupe_key], d.dedupe_key in created))

@@ -3,8 +3,9 @@
 A commit costs an fsync; one per message caps a door at the disk's fsync rate. Sessions that
 arrive while a commit is in flight wait together and go down in the next one, so each still
 gets its 250 only after its own bytes are on disk, and twenty sessions pay for a few fsyncs.
-On SQLite the commit runs on the event loop through a raw connection (cheaper than any thread
-hand-off while the disk is fast); PostgreSQL's network round trips run in a worker thread.
+The commit goes straight to the driver (storage.doors): on SQLite on the event loop itself
+(cheaper than any thread hand-off while the disk is fast), on PostgreSQL through psycopg's async
+connection, its network round trips awaited on the loop.
 """
 
 from __future__ import annotations
@@ -12,23 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import unit_of_work
+from storage.doors import Duplicate, PostgresDoor, SqliteDoor
 from storage.repo import FastInboundInsert, InboundDraft, insert_inbound
 
 log = logging.getLogger(__name__)
 
 INLINE_MAX_SECONDS = 0.005
 GATHER_TURNS = 4
-BUSY_TIMEOUT_MS = 30_000  # as storage.db's engines: a writer waits its turn for up to 30 s
 
 
 @dataclass(frozen=True)
@@ -44,12 +42,13 @@ class GroupCommitter:
         self._engine = engine
         self._insert = FastInboundInsert(engine.dialect)
         sqlite = engine.dialect.name == "sqlite"
-        self._raw = _SqliteDoor(engine, self._insert, fallback=self._commit_orm) if sqlite else None
+        self._sqlite = SqliteDoor(engine, self._insert) if sqlite else None
+        self._pg = PostgresDoor(engine, self._insert) if engine.dialect.name == "postgresql" else None
         # An SQLite commit is a local write and an fsync (well under a millisecond here): cheaper
         # on the event loop itself than the two thread hand-offs, each waiting for the GIL, that
-        # a worker thread costs. PostgreSQL commits are network round trips: those go to a thread.
-        # A disk that turns slow (a commit over INLINE_MAX_SECONDS), or a write lock that another
-        # connection holds, sends the commit to a thread, so the loop never stalls behind either.
+        # a worker thread costs. A disk that turns slow (a commit over INLINE_MAX_SECONDS), or a
+        # write lock that another connection holds, sends the commit to a thread, so the loop
+        # never stalls behind either. PostgreSQL's round trips are awaited on the loop.
         self._last_commit = 0.0
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[InboundDraft, asyncio.Future[Stored]]] = asyncio.Queue()
@@ -67,8 +66,10 @@ class GroupCommitter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        if self._raw is not None:
-            self._raw.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
 
     async def store(self, draft: InboundDraft) -> Stored:
         if self._task is None or self._task.done():
@@ -80,24 +81,28 @@ class GroupCommitter:
         return await fut
 
     async def _commit_batch(self, drafts: list[InboundDraft]) -> list[Stored]:
+        try:
+            rows = await self._commit_fast(drafts)
+        except Duplicate:
+            return await asyncio.to_thread(self._commit_orm, drafts)
+        return [Stored(*r) for r in rows]
+
+    async def _commit_fast(self, drafts: list[InboundDraft]) -> list[tuple[int, bool]]:
+        if self._pg is not None:
+            return await self._pg.commit(drafts)
+        assert self._sqlite is not None
         started = time.perf_counter()
-        results = None
-        if self._raw is not None and self._last_commit < INLINE_MAX_SECONDS:
+        rows = None
+        if self._last_commit < INLINE_MAX_SECONDS:
             # On the loop only if the write lock is free right now: waiting for another writer
             # (the parser filing a record, a CLI command) would stall every SMTP session.
-            results = self._raw.commit(drafts, wait=False)
-        if results is None:
-            results = await asyncio.to_thread(self._commit, drafts)
+            rows = self._sqlite.commit(drafts, wait=False)
+        if rows is None:
+            rows = await asyncio.to_thread(self._sqlite.commit, drafts, wait=True)
         # Measured in a thread too, so a disk that is fast again brings the commits back.
         self._last_commit = time.perf_counter() - started
-        return results
-
-    def _commit(self, drafts: list[InboundDraft]) -> list[Stored]:
-        if self._raw is not None:
-            results = self._raw.commit(drafts, wait=True)
-            assert results is not None
-            return results
-        return self._commit_orm(drafts)
+        assert rows is not None
+        return rows
 
     def _commit_orm(self, drafts: list[InboundDraft]) -> list[Stored]:
         try:
@@ -139,59 +144,3 @@ class GroupCommitter:
 class StoreFailed(Exception):
     """The message could not be committed; the door must answer 4xx so the sender retries."""
 
-
-class _SqliteDoor:
-    """The door's own SQLite connection: BEGIN IMMEDIATE, one INSERT, COMMIT, straight through the
-    DB-API. SQLAlchemy's per-transaction machinery (pool checkout, events, execution contexts)
-    costs more than the insert itself for a batch of a few small messages, and it all runs on the
-    event loop that speaks SMTP. The connection comes from the engine, so it has the same pragmas.
-    """
-
-    def __init__(self, engine: Engine, insert: FastInboundInsert,
-                 fallback: Callable[[list[InboundDraft]], list[Stored]]) -> None:
-        self._engine = engine
-        self._insert = insert
-        self._fallback = fallback
-        self._conn: Any = None
-        self._busy_ms = -1
-
-    def commit(self, drafts: list[InboundDraft], *, wait: bool) -> list[Stored] | None:
-        """Stores the batch; without `wait`, None at once if another connection holds the lock."""
-        if self._conn is None:
-            self._conn = self._engine.raw_connection()
-            self._busy_ms = -1
-        cur = self._conn.cursor()
-        try:
-            busy_ms = BUSY_TIMEOUT_MS if wait else 0
-            if busy_ms != self._busy_ms:
-                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-                self._busy_ms = busy_ms
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                return None
-            try:
-                rows = self._insert.on_cursor(cur, drafts)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-        except sqlite3.IntegrityError:
-            return self._fallback(drafts)
-        except Exception:
-            self.close(broken=True)  # not reused: the next batch opens a fresh connection
-            raise
-        finally:
-            cur.close()
-        return [Stored(*r) for r in rows]
-
-    def close(self, *, broken: bool = False) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                if broken:
-                    self._conn.invalidate()
-                else:
-                    self._conn.close()
-            self._conn = None

@@ -1,0 +1,111 @@
+"""The SMTP door's own database connections, for the group commit's one statement per batch.
+
+SQLAlchemy's per-transaction machinery (pool checkout, events, execution contexts) costs more
+than the insert itself for a batch of a few small messages, and on SQLite it runs on the event
+loop that speaks SMTP; on PostgreSQL it would need a thread per commit. These go straight to the
+driver: the DB-API connection SQLAlchemy made (same pragmas) on SQLite, psycopg's async
+connection on PostgreSQL, so a commit's network round trips are awaited on the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import Engine
+
+from storage.repo import FastInboundInsert, InboundDraft
+
+BUSY_TIMEOUT_MS = 30_000  # as storage.db's engines: a writer waits its turn for up to 30 s
+Rows = list[tuple[int, bool]]
+
+
+class Duplicate(Exception):
+    """Another process stored one of the batch's keys between look-up and insert: go row by row."""
+
+
+class SqliteDoor:
+    """BEGIN IMMEDIATE, one INSERT, COMMIT on a DB-API connection of the engine's pool."""
+
+    def __init__(self, engine: Engine, insert: FastInboundInsert) -> None:
+        self._engine = engine
+        self._insert = insert
+        self._conn: Any = None
+        self._busy_ms = -1
+
+    def commit(self, drafts: list[InboundDraft], *, wait: bool) -> Rows | None:
+        """Stores the batch; without `wait`, None at once if another connection holds the lock."""
+        if self._conn is None:
+            self._conn = self._engine.raw_connection()
+            self._busy_ms = -1
+        cur = self._conn.cursor()
+        try:
+            busy_ms = BUSY_TIMEOUT_MS if wait else 0
+            if busy_ms != self._busy_ms:
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+                self._busy_ms = busy_ms
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                return None
+            try:
+                rows = self._insert.on_cursor(cur, drafts)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError as exc:
+            raise Duplicate from exc
+        except Exception:
+            self.close(broken=True)  # not reused: the next batch opens a fresh connection
+            raise
+        finally:
+            cur.close()
+        return rows
+
+    def close(self, *, broken: bool = False) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                if broken:
+                    self._conn.invalidate()
+                else:
+                    self._conn.close()
+            self._conn = None
+
+
+class PostgresDoor:
+    """One psycopg AsyncConnection; the batch's statements and its commit are awaited on the loop."""
+
+    def __init__(self, engine: Engine, insert: FastInboundInsert) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._insert = insert
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def commit(self, drafts: list[InboundDraft]) -> Rows:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=10)
+        conn = self._conn
+
+        async def execute(sql: str, params: tuple[Any, ...]) -> Sequence[Any]:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+        try:
+            async with conn.transaction():
+                return await self._insert.run_async(execute, drafts)
+        except psycopg.errors.IntegrityError as exc:
+            raise Duplicate from exc
+        except Exception:
+            await self.close()  # not reused: the next batch opens a fresh connection
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
