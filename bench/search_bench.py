@@ -52,8 +52,8 @@ PHRASES = ["staff were paid late", "costs rose sharply", "the contract was termi
            "complaints doubled", "the council brought the service back in house", "performance was mixed",
            "the supplier went into liquidation"]
 STATUSES = ["received"] * 5 + ["approved"] * 2 + ["rejected", "needs_info", "withdrawn"]
-QUERIES = ["payroll", "Capita", '"paid late"', "Capita payroll", "Kent Capita payroll", "liquidation -Carillion", "penal*",
-           "zyxel0042"]  # the last: a word in exactly 10 records whatever the size (a selective query)
+QUERIES = ["payroll", "Capita", '"paid late"', "Capita payroll", "Kent Capita payroll", "liquidation -Carillion",
+           "penal*", "zyxel0042"]  # the last: a word in exactly 10 records whatever the size (a selective query)
 
 
 def _vocabulary(rng: random.Random, n: int = 6000) -> list[str]:

@@ -108,7 +108,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _records(settings: Settings, *, status: str | None = None, kind: str | None = None) -> Iterator[EvidenceRecord]:
     engine = _engine(settings)
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         subs = repo.list_submissions(s, status=status, kind=kind)
         atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
     for sub in subs:
@@ -133,7 +133,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         sub = repo.get_submission(s, reference=args.reference.strip())
         if sub is None:
             raise UserError(f"no record with reference {args.reference}")
@@ -208,7 +208,7 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         sub = repo.get_submission(s, reference=args.reference.strip())
         if sub is None or sub.id is None:
             raise UserError(f"no record with reference {args.reference}")

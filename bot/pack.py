@@ -353,7 +353,7 @@ def collect(
     if status == Status.WITHDRAWN:
         raise ValueError("withdrawn records are never exported")
     settings = settings or get_settings()
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         subs = [x for x in repo.list_submissions(s, status=status)
                 if x.status != Status.WITHDRAWN and (include_unpublished or x.publication != "not_for_publication")]
         subs.sort(key=_order)

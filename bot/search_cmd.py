@@ -88,7 +88,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise UserError("--limit must be at least 1")
     try:
-        with unit_of_work(engine) as s:
+        with unit_of_work(engine, read_only=True) as s:
             hits = search.search(s, words=words, statuses=args.status, limit=args.limit)
     finally:
         engine.dispose()  # the connections close now, not whenever the process (or a test) exits

@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+READ_ONLY = "evidence_read_only"  # an execution option: this unit only reads
+
 
 def make_engine(url: str, **kw: Any) -> Engine:
     if url.startswith("sqlite"):
@@ -20,7 +22,10 @@ def make_engine(url: str, **kw: Any) -> Engine:
             # WAL lets readers run beside the writer; synchronous=FULL makes each commit
             # reach the disk before we answer 250 (NORMAL could lose the last commits on power loss).
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            # Set WAL only when it is not set yet (migrations set it for good): asking to set it
+            # fails at once, busy handler or not, while another connection holds the write lock.
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -29,7 +34,10 @@ def make_engine(url: str, **kw: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # Take the write lock at BEGIN so two writers queue instead of failing on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only unit (unit_of_work(read_only=True)) takes none: in WAL mode it reads a
+            # snapshot beside the writer, and a search never holds up the SMTP door's commits.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         # pysqlite's own transaction handling would issue BEGIN itself; hand it to SQLAlchemy.
         @event.listens_for(engine, "connect", insert=True)
@@ -45,12 +53,15 @@ def is_postgres(engine: Engine) -> bool:
 
 
 @contextmanager
-def unit_of_work(engine: Engine, *, dry_run: bool = False) -> Iterator[Session]:
+def unit_of_work(engine: Engine, *, dry_run: bool = False, read_only: bool = False) -> Iterator[Session]:
     """One session, one transaction: committed on success, rolled back on any error.
 
     With dry_run it is always rolled back: the caller sees what its changes would be, and keeps none.
+    read_only is for units that only read (search, lists, the pack): on SQLite they take no write
+    lock, so a long read never holds up the SMTP door's commits (WAL gives them a snapshot).
     """
-    with Session(engine, expire_on_commit=False) as session:
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             if dry_run:

@@ -73,7 +73,7 @@ def _snapshot(sub: Submission, question: str | None) -> Snapshot:
 
 def load(engine: Engine, reference: str) -> Snapshot | None:
     """Blocking: run it in a thread."""
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         sub = repo.get_submission(s, reference=reference)
         if sub is None or sub.reference is None or sub.id is None:
             return None

@@ -27,7 +27,7 @@ STATUS_SHORT = {"received": "waiting for review", "needs_info": "needs info", "a
 
 
 def _search(engine: Engine, words: str, *, reviewer: bool, user_id: str) -> search.Results:
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         if reviewer:
             return search.search(s, words=words, limit=MAX_RESULTS)
         return search.search(s, words=words, statuses=PUBLIC_STATUSES, submitter=user_id, limit=MAX_RESULTS)
@@ -77,7 +77,7 @@ async def search_answer(services: Services, user_id: str, words: str) -> str:
 
 def collect_stats(engine: Engine) -> stats.Stats:
     """Blocking: run it in a thread."""
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:
         return stats.collect(s)
 
 
