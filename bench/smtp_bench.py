@@ -1,6 +1,6 @@
 """SMTP door benchmark: our door against plain aiosmtpd, same load, same machine.
 
-    python bench/smtp_bench.py [--clients 20] [--messages 2000] [--database-url URL]
+    python bench/smtp_bench.py [--clients 20] [--messages 4000] [--database-url URL]
 
 Throughput: N concurrent clients (Postfix's smtp-source if on PATH, else a raw asyncio SMTP
 client here) keep their connections open and send several messages per session to
@@ -321,8 +321,8 @@ def mb(n: int) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=20)
-    p.add_argument("--messages", type=int, default=2000)
-    p.add_argument("--rounds", type=int, default=2, help="throughput rounds per server; the best counts")
+    p.add_argument("--messages", type=int, default=4000)
+    p.add_argument("--rounds", type=int, default=3, help="throughput rounds per server; the best counts")
     p.add_argument("--big-mb", type=float, default=20.0, help="size of the memory test's message")
     p.add_argument("--database-url", help="bench the door against this database instead of SQLite")
     p.add_argument("--client", choices=["auto", "python", "smtp-source"], default="auto")
