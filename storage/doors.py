@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy.engine import Engine
 
 from storage.repo import FastInboundInsert, InboundDraft
+
+if TYPE_CHECKING:
+    import psycopg
 
 BUSY_TIMEOUT_MS = 30_000  # as storage.db's engines: a writer waits its turn for up to 30 s
 Rows = list[tuple[int, bool]]
@@ -82,13 +84,18 @@ class PostgresDoor:
     """One psycopg AsyncConnection; the batch's statements and its commit are awaited on the loop."""
 
     def __init__(self, engine: Engine, insert: FastInboundInsert) -> None:
+        # psycopg is imported only where PostgreSQL is configured: loaded in an SQLite service it
+        # made every Slack request slower (bench/slack_bench.py: p99 75 ms -> 140 ms), cause unknown.
+        import psycopg
+
+        self._psycopg = psycopg
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._insert = insert
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def commit(self, drafts: list[InboundDraft]) -> Rows:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=10)
+            self._conn = await self._psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=10)
         conn = self._conn
 
         async def execute(sql: str, params: tuple[Any, ...]) -> Sequence[Any]:
@@ -98,7 +105,7 @@ class PostgresDoor:
         try:
             async with conn.transaction():
                 return await self._insert.run_async(execute, drafts)
-        except psycopg.errors.IntegrityError as exc:
+        except self._psycopg.errors.IntegrityError as exc:
             raise Duplicate from exc
         except Exception:
             await self.close()  # not reused: the next batch opens a fresh connection
