@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from bot import intake  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from tests.support.pgscratch import scratch_database  # noqa: E402
 from tests.support.sink import free_port  # noqa: E402
 from tests.support.slack_api import FakeSlack  # noqa: E402
 from tests.support.slack_requests import post_signed, slash_command_body  # noqa: E402
@@ -130,9 +132,11 @@ def main() -> None:
     ap.add_argument("--backlog", type=int, default=200)
     ap.add_argument("--database-url", help="default: a fresh SQLite file")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="slack-bench-") as tmp:
-        work = Path(tmp)
-        url = a.database_url or f"sqlite:///{work}/bench.db"
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="slack-bench-")))
+        # PostgreSQL: a scratch database on that server, dropped at the end (the backlog is filed into it).
+        url = stack.enter_context(scratch_database(a.database_url, "evidence_slack_bench")) \
+            if a.database_url else f"sqlite:///{work}/bench.db"
         upgrade(url)
         p50, p99, bad = asyncio.run(bench_commands(url, a.commands, work))
         print(f"{a.commands} concurrent slash commands: p50 {p50 * 1000:.0f} ms ({p50 / BUDGET:.1%} of 3 s), "

@@ -306,11 +306,18 @@ def _wait_parsed(database_url: str, timeout: float = 120) -> None:
 # ---------------------------------------------------------------- main
 
 
+SCRATCH = contextlib.ExitStack()  # PostgreSQL scratch databases, dropped when the run ends
+
+
 def fresh_database(args: argparse.Namespace, tmp: Path, name: str) -> str:
     from storage.migrate import upgrade
+    from tests.support.pgscratch import scratch_database
 
-    url = args.database_url or f"sqlite:///{tmp}/{name}.db"
-    upgrade(url)  # idempotent on an existing PostgreSQL database; runs use unique Message-IDs
+    # On PostgreSQL each server gets a database of its own on that server, so no run leaves a
+    # backlog behind for the next (or for anything else using the database it was given).
+    url = SCRATCH.enter_context(scratch_database(args.database_url, "evidence_smtp_bench")) \
+        if args.database_url else f"sqlite:///{tmp}/{name}.db"
+    upgrade(url)
     return str(url)
 
 
@@ -345,7 +352,7 @@ def main() -> int:
     print(f"{args.clients} clients, {args.messages} messages per round, {args.rounds} round(s), "
           f"client: {args.client}, cpus: {os.cpu_count()}")
     rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": []}
-    with tempfile.TemporaryDirectory(prefix="smtp-bench-") as d:
+    with SCRATCH, tempfile.TemporaryDirectory(prefix="smtp-bench-") as d:
         tmp = Path(d)
         for r in range(args.rounds):
             for mode in rates:  # interleaved, so drift in the machine's load hits all alike

@@ -41,18 +41,20 @@ class Processor:
                                              initializer=os.nice, initargs=(10,))
         return self._pool
 
-    def _discard_pool(self) -> None:
+    def _discard_pool(self, *, wait: bool = False) -> None:
         pool, self._pool = self._pool, None
         if pool is None:
             return
         for p in list(getattr(pool, "_processes", {}).values()):
             p.kill()  # a parser stuck in C code does not listen to anything gentler
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=wait, cancel_futures=True)
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        # The worker is killed, not asked: a stop must not wait for a long parse (or, as seen
+        # here, for a worker at nice 10 that takes many seconds to notice the pool's shutdown).
+        # Nothing is lost: filing is one transaction, and a message it did not finish is still
+        # `received`, so the next start parses it again.
+        self._discard_pool(wait=True)
 
     async def process_one(self, inbound_id: int) -> intake.Filed | None:
         """Parses and files one message in the worker process; files it unparsed if that fails."""
@@ -74,15 +76,19 @@ class Processor:
             return None  # the worker had filed it after all
         return await asyncio.to_thread(intake.file_parsed, self.engine, self.settings, loaded[0], None, error)
 
-    async def process_pending(self, limit: int = 50) -> list[intake.Filed]:
+    async def process_pending(self, limit: int = 50, *, stop: asyncio.Event | None = None) -> list[intake.Filed]:
+        """Files up to `limit` waiting messages, oldest first; returns early once `stop` is set
+        (a backlog must not hold up a shutdown: what is left is filed after the next start)."""
         ids = await asyncio.to_thread(self._pending, limit)
         done = []
         for i in ids:
+            if stop is not None and stop.is_set():
+                break
             res = await self.process_one(i)
             if res is not None:
                 done.append(res)
         return done
 
     def _pending(self, limit: int) -> list[int]:
-        with unit_of_work(self.engine) as s:
+        with unit_of_work(self.engine, read_only=True) as s:
             return repo.pending_inbound_ids(s, limit=limit)

@@ -155,7 +155,7 @@ class Service:
         while not self._stopping.is_set():
             self._wake_processor.clear()
             try:
-                filed = await self.processor.process_pending()
+                filed = await self.processor.process_pending(stop=self._stopping)
             except Exception:
                 log.exception("processing stored messages failed; trying again shortly")
                 filed = []

@@ -357,6 +357,25 @@ async def test_sessions_go_on_while_another_writer_holds_the_sqlite_lock(tmp_pat
         assert count(svc.engine, Inbound) == 1
 
 
+async def test_a_stop_leaves_the_backlog_for_the_next_start(db_url: str) -> None:
+    """SIGTERM with hundreds of messages still to parse: the service stops after the message in
+    hand (a Procfile host kills it 30 s later otherwise), and the next start files the rest."""
+    from bot import intake
+
+    engine = make_engine(db_url)
+    for i in range(150):
+        intake.store_now(engine, intake.draft(evidence(1000 + i), envelope_from="ann@example.org",
+                                              rcpts=["evidence@localhost"]))
+    async with Service(make_settings(db_url), engine=engine, smtp=False) as svc:
+        await wait_for(lambda: count(svc.engine, Submission) >= 1)
+    engine = make_engine(db_url)
+    left = count(engine, Inbound, Inbound.state == "received")
+    assert 100 < left < 150  # not even the pass of 50 in hand was finished
+    async with Service(make_settings(db_url), engine=engine, smtp=False) as svc:
+        await wait_for(lambda: count(svc.engine, Inbound, Inbound.state == "received") == 0, timeout=120)
+        assert count(svc.engine, Submission) == 150  # each filed once, across the two runs
+
+
 async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     with pytest.raises(NotMigrated, match="evidence-bot db upgrade"):
         async with Service(make_settings(f"sqlite:///{tmp_path}/new.db")):
