@@ -180,21 +180,26 @@ async def test_two_serve_processes_and_a_sigkill_post_each_summary_once(
             (tmp_path / f"serve{i}.log").read_text()[-2000:] for i in range(3)]
 
 
+async def follow_up_in_thread(svc: Service, slack: FakeSlack, ref: str, name: str, text: str) -> dict[str, Any]:
+    """ann0's reply to `ref`, filed once its summary is posted; the reply as posted in the thread."""
+    await wait_for(lambda: recorded_ts(svc.engine)[ref])
+    reply = (f"From: {name} <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received\r\n"
+             f"Message-ID: <fu-1@example.org>\r\n\r\n{text}\r\n").encode()
+    intake.store_now(svc.engine, intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"]))
+    await asyncio.to_thread(intake.process_pending, svc.engine, svc.settings)
+    svc.worker.wake()
+    (threaded,) = await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
+    return threaded  # type: ignore[no-any-return]
+
+
 async def test_a_follow_up_appears_in_the_summary_thread(db_url: str, engine: Engine) -> None:
     async with FakeSlack(post_interval=0.2) as slack:
         settings = slack_settings(db_url, slack)
         (ref,) = file_records(engine, settings, 1)
         async with Service(settings, smtp=False, slack_post_interval=0.2) as svc:
-            await wait_for(lambda: recorded_ts(engine)[ref])
-            reply = (f"From: Ann <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received\r\n"
-                     "Message-ID: <fu-1@example.org>\r\n\r\nThe contract was extended <!channel> in 2021.\r\n").encode()
-            d = intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"])
-            intake.store_now(engine, d)
-            await asyncio.to_thread(intake.process_pending, engine, settings)
-            svc.worker.wake()
-            await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
+            text = "The contract was extended <!channel> in 2021."
+            threaded = await follow_up_in_thread(svc, slack, ref, "Ann", text)
         (summary_ts,) = [v for v in recorded_ts(engine).values()]
-        (threaded,) = [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")]
         assert threaded["thread_ts"] == summary_ts
         assert "extended &lt;!channel&gt; in 2021" in threaded["text"]
 
@@ -206,15 +211,7 @@ async def test_erasure_rewrites_the_summary_and_the_replies_already_in_slack(db_
         settings = slack_settings(db_url, slack)
         (ref,) = file_records(engine, settings, 1)
         async with Service(settings, smtp=False, slack_post_interval=0.2) as svc:
-            await wait_for(lambda: recorded_ts(engine)[ref])
-            reply = (f"From: Ann Smith <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}]\r\n"
-                     "Message-ID: <fu-1@example.org>\r\n\r\nCall me: ann0@example.org.\r\n").encode()
-            draft = intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"])
-            intake.store_now(engine, draft)
-            await asyncio.to_thread(intake.process_pending, engine, settings)
-            svc.worker.wake()
-            await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
-            (threaded,) = [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")]
+            threaded = await follow_up_in_thread(svc, slack, ref, "Ann Smith", "Call me: ann0@example.org.")
             assert "ann0@example.org" in threaded["text"] and "Ann Smith" in threaded["text"]
 
             await asyncio.to_thread(erase, engine, Subject.of(email="ann0@example.org"))
