@@ -84,8 +84,8 @@ class PostgresDoor:
     """One psycopg AsyncConnection; the batch's statements and its commit are awaited on the loop."""
 
     def __init__(self, engine: Engine, insert: FastInboundInsert) -> None:
-        # psycopg is imported only where PostgreSQL is configured: loaded in an SQLite service it
-        # made every Slack request slower (bench/slack_bench.py: p99 75 ms -> 140 ms), cause unknown.
+        # psycopg is imported only where PostgreSQL is configured: nothing on SQLite needs it, and
+        # every module loaded is more for the garbage collector to scan (see bot.service.serve).
         import psycopg
 
         self._psycopg = psycopg
