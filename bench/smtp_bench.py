@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -48,6 +49,12 @@ class _NullHandler:
         return "250 OK"
 
 
+def _settle() -> None:
+    """As `evidence-bot serve` does once started (bot.service.serve), for every server alike."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(mode: str, database_url: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -62,6 +69,7 @@ async def _serve(mode: str, database_url: str) -> None:
             "127.0.0.1", 0,
         )
         port = server.sockets[0].getsockname()[1]
+        _settle()
         print(f"READY {port}", flush=True)
         await stop.wait()
         server.close()
@@ -86,6 +94,7 @@ async def _serve(mode: str, database_url: str) -> None:
     })
     cls = DoorOnly if mode == "door-only" else Service
     async with cls(settings) as svc:
+        _settle()
         print(f"READY {svc.smtp_port}", flush=True)
         await stop.wait()
 
