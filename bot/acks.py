@@ -52,7 +52,6 @@ def ack_message_id(reference: str, domain: str) -> str:
 def build(settings: Settings, sub: Submission, *, to: str, original_message_id: str | None) -> dict[str, Any]:
     """The whole e-mail, fixed at enqueue time so a retry sends exactly what was decided."""
     assert sub.reference
-    domain = settings.sender_address.rsplit("@", 1)[-1]
     ctx = {
         "reference": sub.reference,
         "name": sub.submitter_name,
@@ -62,14 +61,22 @@ def build(settings: Settings, sub: Submission, *, to: str, original_message_id: 
         "address": settings.sender_address,
     }
     subject_title = (sub.title or "your evidence")[:120]
-    references = original_message_id or ""
+    return email_payload(settings, sub, to=to, subject=f"Received: {subject_title}", template="ack_email",
+                         ctx=ctx, in_reply_to=original_message_id, references=original_message_id or "")
+
+
+def email_payload(settings: Settings, sub: Submission, *, to: str, subject: str, template: str,
+                  ctx: dict[str, Any], in_reply_to: str | None, references: str) -> dict[str, Any]:
+    """An outbox e-mail about `sub`: "[EV-…] subject", our own Message-ID, text and HTML from
+    `template`.txt.j2 / .html.j2 (receipts, decisions and withdrawal notices alike)."""
+    domain = settings.sender_address.rsplit("@", 1)[-1]
     return {
         "from": settings.sender_address,
         "to": to,
-        "subject": f"[{sub.reference}] Received: {subject_title}",
-        "message_id": ack_message_id(sub.reference, domain),
-        "in_reply_to": original_message_id,
+        "subject": f"[{sub.reference}] {subject}",
+        "message_id": ack_message_id(sub.reference or "", domain),
+        "in_reply_to": in_reply_to,
         "references": references,
-        "text": render("ack_email.txt.j2", **ctx),
-        "html": render("ack_email.html.j2", **ctx),
+        "text": render(f"{template}.txt.j2", **ctx),
+        "html": render(f"{template}.html.j2", **ctx),
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from tqdm import tqdm
 
 from bot.cli import UserError
@@ -20,13 +21,14 @@ from bot.settings import Settings
 from storage import repo
 from storage.db import make_engine, unit_of_work
 from storage.migrate import is_up_to_date, upgrade
+from storage.models import Submission
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("erase", "purge"):
         from bot import privacy_cli
 
-        return privacy_cli.run(args, _engine(settings))
+        return privacy_cli.run(args, migrated_engine(settings))
     if args.command == "search":
         from bot.search_cmd import cmd_search
 
@@ -69,7 +71,8 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _engine(settings: Settings) -> Engine:
+def migrated_engine(settings: Settings) -> Engine:
+    """The database engine, or one clear line if the database needs `db upgrade` first."""
     engine = make_engine(settings.database_url)
     if not is_up_to_date(engine):
         raise UserError("the database is not migrated; run: evidence-bot db upgrade")
@@ -79,7 +82,7 @@ def _engine(settings: Settings) -> Engine:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from bot import importing, intake  # the parser's imports (PDF, Word) only when needed
 
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     rcpt = settings.evidence_addresses[0]
     stored = dupes = 0
     try:
@@ -107,7 +110,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _records(settings: Settings, *, status: str | None = None, kind: str | None = None) -> Iterator[EvidenceRecord]:
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     with unit_of_work(engine, read_only=True) as s:
         subs = repo.list_submissions(s, status=status, kind=kind)
         atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
@@ -131,15 +134,21 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _submission(s: Session, reference: str) -> tuple[Submission, int]:
+    """The record and its id, or one clear line if there is no such record."""
+    sub = repo.get_submission(s, reference=reference.strip())
+    if sub is None or sub.id is None:
+        raise UserError(f"no record with reference {reference}")
+    return sub, sub.id
+
+
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     with unit_of_work(engine, read_only=True) as s:
-        sub = repo.get_submission(s, reference=args.reference.strip())
-        if sub is None:
-            raise UserError(f"no record with reference {args.reference}")
-        atts = repo.attachments_of(s, submission_ids=[sub.id or 0])
-        followups = repo.followups_of(s, submission_id=sub.id or 0)
-    rec = record_from_submission(sub, atts.get(sub.id or 0, []))
+        sub, sub_id = _submission(s, args.reference)
+        atts = repo.attachments_of(s, submission_ids=[sub_id])
+        followups = repo.followups_of(s, submission_id=sub_id)
+    rec = record_from_submission(sub, atts.get(sub_id, []))
     if args.json:
         _print_json(rec.to_json())
         return 0
@@ -175,7 +184,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         return tqdm(items, total=n, unit="record", desc="pack", file=sys.stderr, disable=None)
 
     try:
-        built = pack.collect(_engine(settings), status=status, include_unpublished=args.include_unpublished,
+        built = pack.collect(migrated_engine(settings), status=status, include_unpublished=args.include_unpublished,
                              progress=bar, settings=settings)
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -200,19 +209,17 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     actor = args.actor.strip()
     if not actor:
         raise UserError("--as needs the reviewer's name")
-    d = decide(_engine(settings), settings, reference=args.reference.strip(), action=action,
+    d = decide(migrated_engine(settings), settings, reference=args.reference.strip(), action=action,
                actor=f"cli:{actor}", reason=args.reason)
     print(f"{d.reference} is now {d.status.replace('_', ' ')} (by {actor})")
     return 0
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     with unit_of_work(engine, read_only=True) as s:
-        sub = repo.get_submission(s, reference=args.reference.strip())
-        if sub is None or sub.id is None:
-            raise UserError(f"no record with reference {args.reference}")
-        rows = repo.audit_of(s, submission_id=sub.id)
+        sub, sub_id = _submission(s, args.reference)
+        rows = repo.audit_of(s, submission_id=sub_id)
     if args.json:
         _print_json([{"at": r.at.isoformat(), "actor": r.actor, "action": r.action, "reason": r.reason,
                       "before": json.loads(r.before) if r.before else None,

@@ -111,12 +111,6 @@ def _enqueue_effects(s: Session, settings: Settings, sub: Submission, *, audit_i
     if not to or acks.is_noreply(to):
         return
     subject = {"approve": "accepted", "reject": "not accepted", "needs_info": "more information needed"}[action]
-    domain = settings.sender_address.rsplit("@", 1)[-1]
-    enqueue(s, key=f"{EMAIL}:{key}", kind=EMAIL, submission_id=sub.id, recipient=to, payload={
-        "from": settings.sender_address, "to": to,
-        "subject": f"[{sub.reference}] Your evidence: {subject}",
-        "message_id": acks.ack_message_id(sub.reference or "", domain),
-        "in_reply_to": sub.message_id, "references": sub.message_id or "",
-        "text": render("decision_email.txt.j2", **ctx),
-        "html": render("decision_email.html.j2", **ctx),
-    })
+    enqueue(s, key=f"{EMAIL}:{key}", kind=EMAIL, submission_id=sub.id, recipient=to, payload=acks.email_payload(
+        settings, sub, to=to, subject=f"Your evidence: {subject}", template="decision_email", ctx=ctx,
+        in_reply_to=sub.message_id, references=sub.message_id or ""))

@@ -17,10 +17,10 @@ from sqlmodel import col, select
 
 from bot import finding
 from bot.cli import UserError
+from bot.commands import migrated_engine
 from bot.settings import Settings
 from storage import search
-from storage.db import make_engine, unit_of_work
-from storage.migrate import is_up_to_date
+from storage.db import unit_of_work
 from storage.models import Submission
 
 STATUSES = ("received", "needs_info", "approved", "rejected", "withdrawn")
@@ -34,13 +34,6 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
     sp.add_argument("--json", action="store_true", help="print a JSON array of results")
     sp.add_argument("--reindex", action="store_true", help="rebuild the search index of every record first")
-
-
-def _engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.database_url)
-    if not is_up_to_date(engine):
-        raise UserError("the database is not migrated; run: evidence-bot db upgrade")
-    return engine
 
 
 def reindex(engine: Engine, *, batch: int = 500) -> int:
@@ -76,7 +69,7 @@ def print_hits(hits: list[search.Hit], out: IO[str]) -> None:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     if args.reindex:
         n = reindex(engine)
         print(f"re-indexed {n} record(s)", file=sys.stderr)

@@ -183,15 +183,9 @@ def _enqueue_effects(s: Session, settings: Settings, sub: Submission, *, audit_i
     to = ((followup.sender_email if followup else None) or sub.submitter_email or "").strip().lower()
     if not to or acks.is_noreply(to):
         return
-    domain = settings.sender_address.rsplit("@", 1)[-1]
     # Answer on the thread of the message that asked (or, from Slack, of the original submission).
     parent_id = (followup.message_id if followup else None) or sub.message_id
     references = " ".join(x for x in (sub.message_id, followup.message_id if followup else None) if x)
-    enqueue(s, key=f"{EMAIL}:withdrawn:{key}", kind=EMAIL, submission_id=sub.id, recipient=to, payload={
-        "from": settings.sender_address, "to": to,
-        "subject": f"[{sub.reference}] Your evidence: withdrawn",
-        "message_id": acks.ack_message_id(sub.reference or "", domain),
-        "in_reply_to": parent_id, "references": references,
-        "text": render("withdrawn_email.txt.j2", **ctx),
-        "html": render("withdrawn_email.html.j2", **ctx),
-    })
+    payload = acks.email_payload(settings, sub, to=to, subject="Your evidence: withdrawn", template="withdrawn_email",
+                                 ctx=ctx, in_reply_to=parent_id, references=references)
+    enqueue(s, key=f"{EMAIL}:withdrawn:{key}", kind=EMAIL, submission_id=sub.id, recipient=to, payload=payload)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from bot.settings import Settings
 from storage.db import unit_of_work
 from storage.models import OutboxItem, Submission, utcnow
 from tests.conftest import make_settings
+from tests.support import waiting
 from tests.support.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,13 +48,8 @@ def file_records(engine: Engine, settings: Settings, n: int, *, body: str = "It 
 
 
 async def wait_for(cond: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = await asyncio.to_thread(cond)
-        if v:
-            return v
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    """Slack's pacing (one post a second per channel) makes these waits longer than most."""
+    return await waiting.wait_for(cond, timeout)
 
 
 def summaries(slack: FakeSlack) -> Counter[str]:

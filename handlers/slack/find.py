@@ -45,13 +45,13 @@ def snippet_mrkdwn(snippet: str) -> str:
     return search.marked(raw, start="*", end="*", escape=mrkdwn.escape)
 
 
-def results_text(words: str, hits: list[search.Hit]) -> str:
+def results_text(words: str, hits: search.Results) -> str:
     shown = mrkdwn.safe(words, 100)
     if not hits:
         return f"Nothing found for “{shown}”."
     lines = [f"*{len(hits)} result{'s' if len(hits) != 1 else ''} for “{shown}”*"
              + (" (the best ten)" if len(hits) >= MAX_RESULTS else "")]
-    if getattr(hits, "capped", False):
+    if hits.capped:
         lines.append(f"_More than {search.RANKED_MAX} records match: these are the best of the newest "
                      f"{search.RANKED_MAX}. Add words to narrow the search._")
     for h in hits:
