@@ -55,11 +55,6 @@ def plain_snippet(snippet: str) -> str:
     return search.marked(" ".join(snippet.split()), start="[", end="]")
 
 
-def capped_note() -> str:
-    n = search.RANKED_MAX
-    return f"note: more than {n} records match; these are the best of the newest {n}. Add words to narrow the search."
-
-
 def print_hits(hits: list[search.Hit], out: IO[str]) -> None:
     for h in hits:
         title = (h.title or "(no title)")[:70]
@@ -85,8 +80,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             hits = search.search(s, words=words, statuses=args.status, limit=args.limit)
     finally:
         engine.dispose()  # the connections close now, not whenever the process (or a test) exits
-    if hits.capped:
-        print(capped_note(), file=sys.stderr)
+    if hits.note:
+        print(f"note: {hits.note}", file=sys.stderr)
     if args.json:
         json.dump([{"reference": h.reference, "status": h.status, "title": h.title, "rank": round(h.rank, 6),
                     "snippet": plain_snippet(h.snippet)} for h in hits], sys.stdout, ensure_ascii=False, indent=2)

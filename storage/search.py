@@ -16,13 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlmodel import Session, col, select
 
 from storage.models import Attachment, FollowUp, Submission
 
-# Tables (and their FTS5 shadow tables) that the SQLModel metadata does not describe.
+# Tables (and their FTS5 shadow tables) that the SQLModel metadata does not describe; the
+# `submission_fts_recent` window (SQLite only, migration 0006) shares the prefix.
 INDEX_TABLES = ("submission_fts",)
 
 # Highlight marks put around matched words in a snippet. Characters no one types, and stripped
@@ -91,10 +93,24 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+# SQLite keeps a second FTS5 table, `submission_fts_recent`, holding the index rows of the newest
+# records: exactly those with rowid >= `floor` (one row in `submission_fts_window`; 0 = all of them).
+# FTS5's bm25 walks every matching row of the table to weigh each word (its IDF), and a query
+# whose words are common walks long lists, so on a big store most queries are answered from this
+# bounded window instead, and only a query the window cannot answer goes to the whole index
+# (search() below). The floor rises WINDOW_PRUNE records at a time, so pruning is occasional.
+WINDOW = 5000
+WINDOW_PRUNE = 500
+_SQLITE_COLUMNS = "rowid, reference, title, fields, body, attachments"
+
+
 def remove(session: Session, *, submission_id: int) -> None:
     """Drops a record from the index (erasure does this by trigger/cascade too; this is explicit)."""
-    key = "submission_id" if _dialect(session) == "postgresql" else "rowid"
-    session.execute(text(f"DELETE FROM submission_fts WHERE {key} = :id"), {"id": submission_id})
+    if _dialect(session) == "postgresql":
+        session.execute(text("DELETE FROM submission_fts WHERE submission_id = :id"), {"id": submission_id})
+        return
+    for table in ("submission_fts", "submission_fts_recent"):
+        session.execute(text(f"DELETE FROM {table} WHERE rowid = :id"), {"id": submission_id})
 
 
 def write(session: Session, *, submission_id: int, doc: Document) -> None:
@@ -110,11 +126,36 @@ def write(session: Session, *, submission_id: int, doc: Document) -> None:
         ), values)
         return
     # FTS5 has no upsert; delete and insert in the caller's transaction is atomic all the same.
-    session.execute(text("DELETE FROM submission_fts WHERE rowid = :id"), {"id": submission_id})
-    session.execute(text(
-        "INSERT INTO submission_fts (rowid, reference, title, fields, body, attachments)"
-        " VALUES (:id, :reference, :title, :fields, :body, :attachments)"
-    ), values)
+    floor = _floor(session)
+    tables = ("submission_fts", "submission_fts_recent") if submission_id >= floor else ("submission_fts",)
+    for table in tables:
+        session.execute(text(f"DELETE FROM {table} WHERE rowid = :id"), {"id": submission_id})
+        session.execute(text(
+            f"INSERT INTO {table} ({_SQLITE_COLUMNS}) VALUES (:id, :reference, :title, :fields, :body, :attachments)"
+        ), values)
+    if submission_id - floor > WINDOW + WINDOW_PRUNE:
+        _raise_floor(session, submission_id - WINDOW)
+
+
+def _floor(session: Session) -> int:
+    return int(session.execute(text("SELECT floor FROM submission_fts_window")).scalar_one())
+
+
+def _raise_floor(session: Session, floor: int) -> None:
+    session.execute(text("DELETE FROM submission_fts_recent WHERE rowid < :floor"), {"floor": floor})
+    session.execute(text("UPDATE submission_fts_window SET floor = :floor"), {"floor": floor})
+
+
+def rebuild_window(session: Session) -> None:
+    """Refills the SQLite window from the whole index (after a bulk load that wrote only that)."""
+    if _dialect(session) == "postgresql":
+        return
+    top = session.execute(text("SELECT max(rowid) FROM submission_fts")).scalar() or 0
+    floor = top - WINDOW if top > WINDOW + WINDOW_PRUNE else 0
+    session.execute(text("DELETE FROM submission_fts_recent"))
+    session.execute(text(f"INSERT INTO submission_fts_recent ({_SQLITE_COLUMNS})"
+                         f" SELECT {_SQLITE_COLUMNS} FROM submission_fts WHERE rowid >= :floor"), {"floor": floor})
+    session.execute(text("UPDATE submission_fts_window SET floor = :floor"), {"floor": floor})
 
 
 def index_submission(session: Session, *, submission_id: int, extra_fields: Sequence[str] = ()) -> None:
@@ -228,14 +269,28 @@ def _visibility(statuses: Collection[str] | None, submitter: str | None) -> tupl
 
 # A query matching more records than this ranks the newest this many: broad words stay fast at any
 # size of store (bench/search_bench.py), at the price that an older record may need a narrower
-# query to come up. Results say when that happened (Results.capped), and the doors say so too.
+# query to come up. Results say when that happened (Results.note), and the doors say so too.
 RANKED_MAX = 200
 
 
 class Results(list[Hit]):
-    """The hits, best first; `capped` when more records matched than were ranked (RANKED_MAX)."""
+    """The hits, best first; `note` says when only the newest matches were ranked (None otherwise)."""
 
-    capped: bool = False
+    note: str | None = None
+
+    @property
+    def capped(self) -> bool:
+        return self.note is not None
+
+
+def ranked_note() -> str:
+    n = RANKED_MAX
+    return f"More than {n} records match: these are the best of the newest {n}. Add words to narrow the search."
+
+
+def window_note() -> str:
+    return (f"Many records match: these are the best among the newest {WINDOW:,} records. "
+            "Add words to narrow the search.")
 
 
 def search(
@@ -253,70 +308,89 @@ def search(
     """
     query = words if isinstance(words, str) else " ".join(words)
     where, params = _visibility(statuses, submitter)
-    params["limit"] = max(1, min(limit, 200))
-    expanding = ["statuses"] if "statuses" in params else []
-    if _dialect(session) == "postgresql":
-        q = tsquery_text(query)
-        if q is None:
-            return Results()
-        params["q"] = q
-        params["ranked_max"] = RANKED_MAX
-        # As on SQLite, only the newest RANKED_MAX matches are scored (ts_rank reads each vector).
-        sql = (
-            "WITH q AS (SELECT to_tsquery('english', :q) AS query),"
-            # The query text inline (not from `q`): the planner then estimates from the index's
-            # statistics how many rows match, and picks the GIN index for a rare word rather than
-            # walking every row newest first in search of ten matches.
-            " cand AS (SELECT f.submission_id FROM submission_fts f"
-            "  WHERE f.document @@ to_tsquery('english', :q)"
-            "  ORDER BY f.submission_id DESC LIMIT :ranked_max),"
-            " hits AS (SELECT s.id, s.reference, s.title, s.project, s.status,"
-            "  ts_rank(f.document, q.query) AS rank"
-            "  FROM cand JOIN submission_fts f ON f.submission_id = cand.submission_id"
-            "  JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
-            f"  WHERE {where}"
-            "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
-            " SELECT h.reference, h.title, h.project, h.status, h.rank, (SELECT count(*) FROM cand) AS considered,"
-            "  ts_headline('english', concat_ws(' \u2022 ', f.title, f.fields, f.body, f.attachments), q.query,"
-            f"   'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6,"
-            "    MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet"
-            " FROM hits h JOIN submission_fts f ON f.submission_id = h.id CROSS JOIN q"
-            " ORDER BY h.rank DESC, h.id DESC"
-        )
-    else:
-        match = fts5_query(query)
-        if match is None:
-            return Results()
-        params["q"] = match
-        # Column weights for bm25: reference (unindexed), title, fields, body, attachments.
-        # Two passes over the index, each bounded whatever the size of the store:
-        # 1. `cand`: the newest RANKED_MAX matches with their scores. FTS5 walks its doclists by
-        #    descending rowid and the LIMIT stops the walk, so bm25 runs for those rows only.
-        # 2. snippets for the top `limit` only (a snippet costs far more than a score), from a
-        #    second walk over just the rowid range the top rows span.
-        params["ranked_max"] = RANKED_MAX
-        sql = (
-            "WITH cand AS MATERIALIZED (SELECT rowid AS id, -bm25(submission_fts, 0, 8.0, 4.0, 2.0, 1.0) AS rank"
-            "  FROM submission_fts WHERE submission_fts MATCH :q ORDER BY rowid DESC LIMIT :ranked_max),"
-            " top AS MATERIALIZED (SELECT cand.id, cand.rank FROM cand JOIN submission s ON s.id = cand.id"
-            f"  WHERE {where} ORDER BY cand.rank DESC, cand.id DESC LIMIT :limit)"
-            " SELECT s.reference, s.title, s.project, s.status, top.rank, (SELECT count(*) FROM cand) AS considered,"
-            f" snippet(submission_fts, -1, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_WORDS}) AS snippet"
-            # CROSS JOIN keeps the index walk outermost: SQLite would otherwise look up each top
-            # row in the index by rowid, and FTS5 answers each such lookup with a walk of its own.
-            " FROM submission_fts CROSS JOIN top CROSS JOIN submission s"
-            " WHERE submission_fts MATCH :q AND submission_fts.rowid >= (SELECT min(id) FROM top)"
-            "  AND top.id = submission_fts.rowid AND s.id = top.id"
-            " ORDER BY top.rank DESC, s.id DESC"
-        )
-    stmt = text(sql)
-    if expanding:
-        stmt = stmt.bindparams(*(bindparam(n, expanding=True) for n in expanding))
-    rows = session.execute(stmt, params).all()
+    params["limit"] = limit = max(1, min(limit, 200))
+    params["ranked_max"] = RANKED_MAX
+    pg = _dialect(session) == "postgresql"
+    q = tsquery_text(query) if pg else fts5_query(query)
+    if q is None:
+        return Results()
+    params["q"] = q
+    note = None
+    rows: Sequence[Any] = []
+    floor = 0 if pg else _floor(session)
+    if floor:
+        # The window holds every record from `floor` on, so its newest RANKED_MAX matches are the
+        # store's; and a full page from it is a fair answer to a broad query. Anything less (a
+        # narrow query, or a view that hides most matches) goes to the whole index, so an old
+        # record is never out of reach of a query that names it.
+        rows = session.execute(_stmt(_sqlite_sql(where, "submission_fts_recent"), params), params).all()
+        if rows and rows[0].considered >= RANKED_MAX:
+            note = ranked_note()
+        elif len(rows) >= limit:
+            note = window_note()
+        else:
+            rows = []
+    if not rows:
+        sql = _pg_sql(where) if pg else _sqlite_sql(where, "submission_fts")
+        rows = session.execute(_stmt(sql, params), params).all()
+        note = ranked_note() if rows and rows[0].considered >= RANKED_MAX else None
     out = Results(Hit(reference=r.reference, title=r.title or r.project, status=r.status,
                       snippet=(r.snippet or "").strip(), rank=float(r.rank)) for r in rows)
-    out.capped = bool(rows) and rows[0].considered >= RANKED_MAX
+    out.note = note
     return out
+
+
+def _stmt(sql: str, params: dict[str, object]) -> TextClause:
+    stmt = text(sql)
+    return stmt.bindparams(bindparam("statuses", expanding=True)) if "statuses" in params else stmt
+
+
+def _pg_sql(where: str) -> str:
+    # As on SQLite, only the newest RANKED_MAX matches are scored (ts_rank reads each vector).
+    return (
+        "WITH q AS (SELECT to_tsquery('english', :q) AS query),"
+        # The query text inline (not from `q`): the planner then estimates from the index's
+        # statistics how many rows match, and picks the GIN index for a rare word rather than
+        # walking every row newest first in search of ten matches.
+        " cand AS (SELECT f.submission_id FROM submission_fts f"
+        "  WHERE f.document @@ to_tsquery('english', :q)"
+        "  ORDER BY f.submission_id DESC LIMIT :ranked_max),"
+        " hits AS (SELECT s.id, s.reference, s.title, s.project, s.status,"
+        "  ts_rank(f.document, q.query) AS rank"
+        "  FROM cand JOIN submission_fts f ON f.submission_id = cand.submission_id"
+        "  JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
+        f"  WHERE {where}"
+        "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
+        " SELECT h.reference, h.title, h.project, h.status, h.rank, (SELECT count(*) FROM cand) AS considered,"
+        "  ts_headline('english', concat_ws(' \u2022 ', f.title, f.fields, f.body, f.attachments), q.query,"
+        f"   'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6,"
+        "    MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet"
+        " FROM hits h JOIN submission_fts f ON f.submission_id = h.id CROSS JOIN q"
+        " ORDER BY h.rank DESC, h.id DESC"
+    )
+
+
+def _sqlite_sql(where: str, table: str) -> str:
+    # Column weights for bm25: reference (unindexed), title, fields, body, attachments.
+    # Two passes over the index, each bounded whatever the size of the store:
+    # 1. `cand`: the newest RANKED_MAX matches with their scores. FTS5 walks its doclists by
+    #    descending rowid and the LIMIT stops the walk, so bm25 runs for those rows only.
+    # 2. snippets for the top `limit` only (a snippet costs far more than a score), from a
+    #    second walk over just the rowid range the top rows span.
+    return (
+        f"WITH cand AS MATERIALIZED (SELECT rowid AS id, -bm25({table}, 0, 8.0, 4.0, 2.0, 1.0) AS rank"
+        f"  FROM {table} WHERE {table} MATCH :q ORDER BY rowid DESC LIMIT :ranked_max),"
+        " top AS MATERIALIZED (SELECT cand.id, cand.rank FROM cand JOIN submission s ON s.id = cand.id"
+        f"  WHERE {where} ORDER BY cand.rank DESC, cand.id DESC LIMIT :limit)"
+        " SELECT s.reference, s.title, s.project, s.status, top.rank, (SELECT count(*) FROM cand) AS considered,"
+        f" snippet({table}, -1, '{MARK_START}', '{MARK_END}', '…', {SNIPPET_WORDS}) AS snippet"
+        # CROSS JOIN keeps the index walk outermost: SQLite would otherwise look up each top
+        # row in the index by rowid, and FTS5 answers each such lookup with a walk of its own.
+        f" FROM {table} CROSS JOIN top CROSS JOIN submission s"
+        f" WHERE {table} MATCH :q AND {table}.rowid >= (SELECT min(id) FROM top)"
+        f"  AND top.id = {table}.rowid AND s.id = top.id"
+        " ORDER BY top.rank DESC, s.id DESC"
+    )
 
 
 def marked(snippet: str, *, start: str, end: str, escape: Callable[[str], str] | None = None) -> str:

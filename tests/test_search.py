@@ -266,7 +266,7 @@ def test_cli_says_when_a_broad_query_was_capped(
     monkeypatch.setattr(search, "RANKED_MAX", 2)
     assert main(["search", "council"]) == 0
     out = capsys.readouterr()
-    assert "more than 2 records match" in out.err and len(out.out.splitlines()) == 4  # 2 hits, 2 snippets
+    assert "More than 2 records match" in out.err and len(out.out.splitlines()) == 4  # 2 hits, 2 snippets
 
 
 def test_cli_reindex_rebuilds_a_lost_index(db_url: str, engine: Engine, three: list[str]) -> None:

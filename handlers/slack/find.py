@@ -51,9 +51,8 @@ def results_text(words: str, hits: search.Results) -> str:
         return f"Nothing found for “{shown}”."
     lines = [f"*{len(hits)} result{'s' if len(hits) != 1 else ''} for “{shown}”*"
              + (" (the best ten)" if len(hits) >= MAX_RESULTS else "")]
-    if hits.capped:
-        lines.append(f"_More than {search.RANKED_MAX} records match: these are the best of the newest "
-                     f"{search.RANKED_MAX}. Add words to narrow the search._")
+    if hits.note:
+        lines.append(f"_{hits.note}_")
     for h in hits:
         entry = (f"\n*{h.reference}* · {STATUS_SHORT.get(h.status, h.status)} · "
                  f"{mrkdwn.safe(h.title or '(no title)', 150)}")
