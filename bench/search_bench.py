@@ -53,8 +53,11 @@ PHRASES = ["staff were paid late", "costs rose sharply", "the contract was termi
            "complaints doubled", "the council brought the service back in house", "performance was mixed",
            "the supplier went into liquidation"]
 STATUSES = ["received"] * 5 + ["approved"] * 2 + ["rejected", "needs_info", "withdrawn"]
-QUERIES = ["payroll", "Capita", '"paid late"', "Capita payroll", "Kent Capita payroll", "liquidation -Carillion",
-           "penal*", "zyxel0042"]  # the last: a word in exactly 10 records whatever the size (a selective query)
+# Each query finds as many records at 1,000 as at 100,000 or fills the page at both, so both sizes
+# do the same work per result (a query that finds nothing at 1,000 would time an empty answer).
+QUERIES = ["payroll", "Capita", '"paid late"', "council payroll", "liquidation -Carillion", "penal*",
+           "zyxel0042",  # a word in exactly 10 records whatever the size (a selective query)
+           "arbitration tupe"]  # two words each in a tenth of the records, together in exactly those 10
 
 
 def _vocabulary(rng: random.Random, n: int = 6000) -> list[str]:
@@ -73,7 +76,9 @@ def rows(n: int, seed: int = 7) -> Iterator[tuple[dict[str, object], search.Docu
         words = rng.choices(vocab, weights, k=rng.randint(80, 250))
         text_ = " ".join(words[:40]) + f". On {area}, {rng.choice(PHRASES)}. " + " ".join(words[40:])
         if i % max(1, n // 10) == 0:
-            text_ += " zyxel0042"
+            text_ += " zyxel0042 arbitration tupe"
+        elif i % 10 in (3, 7):
+            text_ += " arbitration" if i % 10 == 3 else " tupe"
         title = f"{area.capitalize()} at {body}"
         ref = f"EV-{i:06d}"
         summary = text_[:200]
@@ -112,6 +117,9 @@ def fill(engine: Engine, n: int, batch: int = 5000) -> float:
                                      for s, d in chunk])
     with unit_of_work(engine) as s:
         search.rebuild_window(s)  # SQLite's window of the newest records, as search.write keeps it
+    if pg:  # the state autovacuum keeps a live database in: GIN's pending list merged, statistics fresh
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
         if pg:

@@ -5,7 +5,8 @@ submission.id, BM25 ranking, snippet()), a table with a generated weighted tsvec
 on PostgreSQL (ts_rank, ts_headline, 'english' stemming). The index holds only text; status and
 submitter are read from `submission` at query time, so a status change (a decision, a withdrawal)
 is visible to search at once without touching the index, and a deleted record can never be found
-(the query joins `submission`; the rows themselves go by trigger / ON DELETE CASCADE).
+(the query joins `submission`; the rows themselves go by trigger / ON DELETE CASCADE). A second
+table of the same kind (migration 0006) holds the newest records' rows: see WINDOW.
 
 Submitter names and e-mail addresses are deliberately not indexed: search results reach people
 who are not reviewers, and a confidential submitter must not be findable by name.
@@ -18,7 +19,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, select
 
 from storage.models import Attachment, FollowUp, Submission
@@ -93,68 +94,67 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-# SQLite keeps a second FTS5 table, `submission_fts_recent`, holding the index rows of the newest
-# records: exactly those with rowid >= `floor` (one row in `submission_fts_window`; 0 = all of them).
-# FTS5's bm25 walks every matching row of the table to weigh each word (its IDF), and a query
-# whose words are common walks long lists, so on a big store most queries are answered from this
-# bounded window instead, and only a query the window cannot answer goes to the whole index
-# (search() below). The floor rises WINDOW_PRUNE records at a time, so pruning is occasional.
+# Broad queries are answered from a window of the newest WINDOW records, so their cost stays the
+# same however big the store grows; only a query the window cannot answer goes to the whole index
+# (search() below). The window is a second index table of the same kind, `submission_fts_recent`
+# (migration 0006), holding exactly the index rows of records with id >= `floor` (one row in
+# `submission_fts_window`; 0 = all of them). On the whole index a common word's entries grow with
+# the store: FTS5's bm25 walks all of them to weigh the word, and PostgreSQL's GIN index returns all
+# of them before the newest are picked. The floor rises WINDOW_PRUNE records at a time, so the
+# pruning that follows is occasional.
 WINDOW = 5000
 WINDOW_PRUNE = 500
-_SQLITE_COLUMNS = "rowid, reference, title, fields, body, attachments"
+TABLES = ("submission_fts", "submission_fts_recent")
+
+
+def _key(session: Session) -> str:
+    return "submission_id" if _dialect(session) == "postgresql" else "rowid"
 
 
 def remove(session: Session, *, submission_id: int) -> None:
     """Drops a record from the index (erasure does this by trigger/cascade too; this is explicit)."""
-    if _dialect(session) == "postgresql":
-        session.execute(text("DELETE FROM submission_fts WHERE submission_id = :id"), {"id": submission_id})
-        return
-    for table in ("submission_fts", "submission_fts_recent"):
-        session.execute(text(f"DELETE FROM {table} WHERE rowid = :id"), {"id": submission_id})
+    for table in TABLES:
+        session.execute(text(f"DELETE FROM {table} WHERE {_key(session)} = :id"), {"id": submission_id})
 
 
 def write(session: Session, *, submission_id: int, doc: Document) -> None:
-    """Replaces the index row of one record with `doc` (also the bulk loader's path, see bench/)."""
+    """Replaces the index row of one record with `doc`, in the window too if the record is in it."""
     values = {"id": submission_id, "reference": doc.reference, "title": doc.title, "fields": doc.fields,
               "body": doc.body, "attachments": doc.attachments}
-    if _dialect(session) == "postgresql":
-        session.execute(text(
-            "INSERT INTO submission_fts (submission_id, title, fields, body, attachments)"
-            " VALUES (:id, :title, :fields, :body, :attachments)"
-            " ON CONFLICT (submission_id) DO UPDATE SET title = excluded.title, fields = excluded.fields,"
-            " body = excluded.body, attachments = excluded.attachments"
-        ), values)
-        return
-    # FTS5 has no upsert; delete and insert in the caller's transaction is atomic all the same.
     floor = _floor(session)
-    tables = ("submission_fts", "submission_fts_recent") if submission_id >= floor else ("submission_fts",)
-    for table in tables:
-        session.execute(text(f"DELETE FROM {table} WHERE rowid = :id"), {"id": submission_id})
-        session.execute(text(
-            f"INSERT INTO {table} ({_SQLITE_COLUMNS}) VALUES (:id, :reference, :title, :fields, :body, :attachments)"
-        ), values)
+    for table in TABLES if submission_id >= floor else TABLES[:1]:
+        if _dialect(session) == "postgresql":
+            session.execute(text(
+                f"INSERT INTO {table} (submission_id, title, fields, body, attachments)"
+                " VALUES (:id, :title, :fields, :body, :attachments)"
+                " ON CONFLICT (submission_id) DO UPDATE SET title = excluded.title, fields = excluded.fields,"
+                " body = excluded.body, attachments = excluded.attachments"
+            ), values)
+        else:  # FTS5 has no upsert; delete and insert in the caller's transaction is atomic all the same
+            session.execute(text(f"DELETE FROM {table} WHERE rowid = :id"), values)
+            session.execute(text(
+                f"INSERT INTO {table} (rowid, reference, title, fields, body, attachments)"
+                " VALUES (:id, :reference, :title, :fields, :body, :attachments)"
+            ), values)
     if submission_id - floor > WINDOW + WINDOW_PRUNE:
-        _raise_floor(session, submission_id - WINDOW)
+        session.execute(text(f"DELETE FROM submission_fts_recent WHERE {_key(session)} < :floor"),
+                        {"floor": submission_id - WINDOW})
+        session.execute(text("UPDATE submission_fts_window SET floor = :floor"), {"floor": submission_id - WINDOW})
 
 
 def _floor(session: Session) -> int:
     return int(session.execute(text("SELECT floor FROM submission_fts_window")).scalar_one())
 
 
-def _raise_floor(session: Session, floor: int) -> None:
-    session.execute(text("DELETE FROM submission_fts_recent WHERE rowid < :floor"), {"floor": floor})
-    session.execute(text("UPDATE submission_fts_window SET floor = :floor"), {"floor": floor})
-
-
 def rebuild_window(session: Session) -> None:
-    """Refills the SQLite window from the whole index (after a bulk load that wrote only that)."""
-    if _dialect(session) == "postgresql":
-        return
-    top = session.execute(text("SELECT max(rowid) FROM submission_fts")).scalar() or 0
+    """Refills the window from the whole index (after a bulk load that wrote only that, see bench/)."""
+    key = _key(session)
+    columns = f"{key}, title, fields, body, attachments" + ("" if key == "submission_id" else ", reference")
+    top = session.execute(text(f"SELECT max({key}) FROM submission_fts")).scalar() or 0
     floor = top - WINDOW if top > WINDOW + WINDOW_PRUNE else 0
     session.execute(text("DELETE FROM submission_fts_recent"))
-    session.execute(text(f"INSERT INTO submission_fts_recent ({_SQLITE_COLUMNS})"
-                         f" SELECT {_SQLITE_COLUMNS} FROM submission_fts WHERE rowid >= :floor"), {"floor": floor})
+    session.execute(text(f"INSERT INTO submission_fts_recent ({columns})"
+                         f" SELECT {columns} FROM submission_fts WHERE {key} >= :floor"), {"floor": floor})
     session.execute(text("UPDATE submission_fts_window SET floor = :floor"), {"floor": floor})
 
 
@@ -317,13 +317,12 @@ def search(
     params["q"] = q
     note = None
     rows: Sequence[Any] = []
-    floor = 0 if pg else _floor(session)
-    if floor:
-        # The window holds every record from `floor` on, so its newest RANKED_MAX matches are the
-        # store's; and a full page from it is a fair answer to a broad query. Anything less (a
+    if _floor(session):
+        # The window holds every record from its floor on, so its newest RANKED_MAX matches are
+        # the store's; and a full page from it is a fair answer to a broad query. Anything less (a
         # narrow query, or a view that hides most matches) goes to the whole index, so an old
         # record is never out of reach of a query that names it.
-        rows = session.execute(_stmt(_sqlite_sql(where, "submission_fts_recent"), params), params).all()
+        rows = _run(session, pg, where, params, "submission_fts_recent")
         if rows and rows[0].considered >= RANKED_MAX:
             note = ranked_note()
         elif len(rows) >= limit:
@@ -331,8 +330,7 @@ def search(
         else:
             rows = []
     if not rows:
-        sql = _pg_sql(where) if pg else _sqlite_sql(where, "submission_fts")
-        rows = session.execute(_stmt(sql, params), params).all()
+        rows = _run(session, pg, where, params, "submission_fts")
         note = ranked_note() if rows and rows[0].considered >= RANKED_MAX else None
     out = Results(Hit(reference=r.reference, title=r.title or r.project, status=r.status,
                       snippet=(r.snippet or "").strip(), rank=float(r.rank)) for r in rows)
@@ -340,24 +338,26 @@ def search(
     return out
 
 
-def _stmt(sql: str, params: dict[str, object]) -> TextClause:
-    stmt = text(sql)
-    return stmt.bindparams(bindparam("statuses", expanding=True)) if "statuses" in params else stmt
+def _run(session: Session, pg: bool, where: str, params: dict[str, object], table: str) -> Sequence[Any]:
+    stmt = text(_pg_sql(where, table) if pg else _sqlite_sql(where, table))
+    if "statuses" in params:
+        stmt = stmt.bindparams(bindparam("statuses", expanding=True))
+    return session.execute(stmt, params).all()
 
 
-def _pg_sql(where: str) -> str:
+def _pg_sql(where: str, table: str) -> str:
     # As on SQLite, only the newest RANKED_MAX matches are scored (ts_rank reads each vector).
     return (
         "WITH q AS (SELECT to_tsquery('english', :q) AS query),"
         # The query text inline (not from `q`): the planner then estimates from the index's
         # statistics how many rows match, and picks the GIN index for a rare word rather than
         # walking every row newest first in search of ten matches.
-        " cand AS (SELECT f.submission_id FROM submission_fts f"
+        f" cand AS (SELECT f.submission_id FROM {table} f"
         "  WHERE f.document @@ to_tsquery('english', :q)"
         "  ORDER BY f.submission_id DESC LIMIT :ranked_max),"
         " hits AS (SELECT s.id, s.reference, s.title, s.project, s.status,"
         "  ts_rank(f.document, q.query) AS rank"
-        "  FROM cand JOIN submission_fts f ON f.submission_id = cand.submission_id"
+        f"  FROM cand JOIN {table} f ON f.submission_id = cand.submission_id"
         "  JOIN submission s ON s.id = f.submission_id CROSS JOIN q"
         f"  WHERE {where}"
         "  ORDER BY rank DESC, s.id DESC LIMIT :limit)"
@@ -365,7 +365,7 @@ def _pg_sql(where: str) -> str:
         "  ts_headline('english', concat_ws(' \u2022 ', f.title, f.fields, f.body, f.attachments), q.query,"
         f"   'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={SNIPPET_WORDS + 4}, MinWords=6,"
         "    MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet"
-        " FROM hits h JOIN submission_fts f ON f.submission_id = h.id CROSS JOIN q"
+        f" FROM hits h JOIN {table} f ON f.submission_id = h.id CROSS JOIN q"
         " ORDER BY h.rank DESC, h.id DESC"
     )
 

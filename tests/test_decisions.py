@@ -8,6 +8,7 @@ import threading
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import intake
 from bot.decisions import decide, edit_fields
@@ -29,8 +30,8 @@ def _file_one(engine: Engine, settings: Settings, raw: bytes = GOOD) -> str:
 
 def _effects(engine: Engine) -> list[tuple[str, str | None]]:
     with unit_of_work(engine) as s:
-        rows = s.execute(select(OutboxItem.kind, OutboxItem.recipient).order_by(OutboxItem.id)).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+        rows = s.execute(select(col(OutboxItem.kind), col(OutboxItem.recipient)).order_by(col(OutboxItem.id))).all()
+    return [tuple(r) for r in rows]
 
 
 def test_approve_records_who_and_when_and_tells_the_submitter(engine: Engine, settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import intake
 from bot.settings import Settings
@@ -55,7 +56,7 @@ def test_a_parser_crash_never_loses_the_message(
     with unit_of_work(engine) as s:
         inbound = s.execute(select(Inbound)).scalar_one()
         sub = s.execute(select(Submission)).scalar_one()
-        acks = s.execute(select(OutboxItem).where(OutboxItem.kind == "ack_email")).scalars().all()
+        acks = s.execute(select(OutboxItem).where(col(OutboxItem.kind) == "ack_email")).scalars().all()
     assert inbound.state == "failed" and inbound.raw == GOOD
     assert sub.parse_error == "RecursionError: maximum recursion depth exceeded"
     assert sub.message_id == "<w-1@example.org>" and sub.submitter_email == "ann@example.org"
@@ -65,14 +66,14 @@ def test_a_parser_crash_never_loses_the_message(
 def test_processing_twice_files_once(engine: Engine, settings: Settings) -> None:
     intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     with unit_of_work(engine) as s:
-        (inbound_id,) = s.execute(select(Inbound.id)).scalars().all()
+        (inbound_id,) = s.execute(select(col(Inbound.id))).scalars().all()
     first = intake.process_inbound(engine, settings, inbound_id=inbound_id)
     second = intake.process_inbound(engine, settings, inbound_id=inbound_id)
     assert first is not None and first.reference == "EV-000001"
     assert second is None
     with unit_of_work(engine) as s:
         assert len(s.execute(select(Submission)).scalars().all()) == 1
-        kinds = sorted(s.execute(select(OutboxItem.kind)).scalars().all())
+        kinds = sorted(s.execute(select(col(OutboxItem.kind))).scalars().all())
         assert kinds == ["ack_email", "slack_summary"]
 
 
@@ -82,7 +83,7 @@ def test_reference_numbers_skip_automatic_mail(engine: Engine, settings: Setting
         intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     intake.process_pending(engine, settings)
     with unit_of_work(engine) as s:
-        rows = s.execute(select(Submission.kind, Submission.reference).order_by(Submission.id)).all()
+        rows = s.execute(select(col(Submission.kind), col(Submission.reference)).order_by(col(Submission.id))).all()
     assert [tuple(r) for r in rows] == [("evidence", "EV-000001"), ("automatic", None), ("evidence", "EV-000002")]
 
 
@@ -102,7 +103,7 @@ def test_a_batch_with_repeats_stores_each_message_once(engine: Engine) -> None:
     assert result[1] == (first_id, False)  # stored by the earlier batch
     assert result[0][1] is True and result[2] == (result[0][0], False)
     with unit_of_work(engine) as s:
-        assert len(s.execute(select(Inbound.id)).scalars().all()) == 2
+        assert len(s.execute(select(col(Inbound.id))).scalars().all()) == 2
 
 
 async def test_a_parser_that_runs_too_long_is_stopped_and_the_message_kept(engine: Engine, settings: Settings) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select, text, update
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import intake, privacy, privacy_cli
 from bot.cli import UserError, build_parser
@@ -122,9 +123,9 @@ def test_erase_by_email(engine: Engine, settings: Settings) -> None:
         fu = s.execute(select(FollowUp)).scalars().one()
         assert (fu.sender_email, fu.sender_name) == (None, "[erased]")
         assert fu.body == "One more thing: write to [erased], signed [erased]."
-        items = s.execute(select(OutboxItem).where(OutboxItem.kind.in_(["ack_email", "email"]))).scalars().all()
-        inbound = s.execute(select(Inbound).order_by(Inbound.id)).scalars().all()
-        audits = s.execute(select(Audit).order_by(Audit.id)).scalars().all()
+        items = s.execute(select(OutboxItem).where(col(OutboxItem.kind).in_(["ack_email", "email"]))).scalars().all()
+        inbound = s.execute(select(Inbound).order_by(col(Inbound.id))).scalars().all()
+        audits = s.execute(select(Audit).order_by(col(Audit.id))).scalars().all()
     to_ann = [i for i in items if i.submission_id != bob.id]
     assert to_ann and all(i.status == "skipped" and i.recipient is None for i in to_ann)
     assert all(json.loads(i.payload)["to"] == "[erased]" for i in to_ann)
@@ -168,8 +169,8 @@ def test_erase_by_slack_user(engine: Engine, settings: Settings) -> None:
     assert bob.slack_user_id == "U0BOB" and "As <@[erased]> said" in (bob.body or "")
     assert "U0ANNX is someone else" in (bob.body or "")
     with unit_of_work(engine) as s:
-        dms = s.execute(select(OutboxItem).where(OutboxItem.kind == "slack_dm")).scalars().all()
-        raws = s.execute(select(Inbound).order_by(Inbound.id)).scalars().all()
+        dms = s.execute(select(OutboxItem).where(col(OutboxItem.kind) == "slack_dm")).scalars().all()
+        raws = s.execute(select(Inbound).order_by(col(Inbound.id))).scalars().all()
     (to_ann,) = [d for d in dms if d.submission_id == ann.id]
     assert to_ann.status == "skipped" and json.loads(to_ann.payload)["user"] == "[erased]"
     assert [d.status for d in dms if d.submission_id == bob.id] == ["pending"]
@@ -186,7 +187,7 @@ def test_bad_subjects() -> None:
 def _age(engine: Engine, ref: str, days: int) -> None:
     when = datetime.now(UTC) - timedelta(days=days)
     with unit_of_work(engine) as s:
-        s.execute(update(Submission).where(Submission.reference == ref).values(received_at=when, decided_at=when))
+        s.execute(update(Submission).where(col(Submission.reference) == ref).values(received_at=when, decided_at=when))
 
 
 def test_purge_by_age_and_status(engine: Engine, settings: Settings) -> None:
@@ -208,9 +209,9 @@ def test_purge_by_age_and_status(engine: Engine, settings: Settings) -> None:
         assert left == [b1, recent]  # old but undecided stays; recently rejected stays
         ids = {x.id for x in repo.list_submissions(s)}
         for model in (Attachment, FollowUp, Audit, OutboxItem):
-            owners = set(s.execute(select(model.submission_id)).scalars().all())  # type: ignore[attr-defined]
+            owners = set(s.execute(select(col(model.submission_id))).scalars().all())
             assert owners <= ids, model
-        raw_ids = set(s.execute(select(Inbound.id)).scalars().all())
+        raw_ids = set(s.execute(select(col(Inbound.id))).scalars().all())
         assert raw_ids == {x.inbound_id for x in repo.list_submissions(s)}
     assert privacy.purge(engine, older_than=timedelta(days=365), statuses=statuses).records == 0
 

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import intake
 from bot.parsing.email_message import parse_email
@@ -51,10 +52,10 @@ def test_the_strictest_wish_in_an_attachment_counts() -> None:
 
 
 def test_the_slack_form_choice() -> None:
-    base = {"project": "Fleet", "public_body": "Kent County Council", "evidence": "It failed."}
+    base: dict[str, str | None] = {"project": "Fleet", "public_body": "Kent County Council", "evidence": "It failed."}
     assert record_from_form(base, user_id="U1", user_name="a").publication == "named"
     assert record_from_form({**base, "confidential": "yes"}, user_id="U1", user_name="a").publication == "anonymous"
-    chosen = {**base, "publication": "not_for_publication"}
+    chosen: dict[str, str | None] = {**base, "publication": "not_for_publication"}
     assert record_from_form(chosen, user_id="U1", user_name="a").publication == "not_for_publication"
 
 
@@ -73,4 +74,4 @@ def test_late_submissions_are_accepted_and_marked(db_url: str, engine: Engine) -
     intake.store_now(engine, intake.draft(raw2, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     intake.process_pending(engine, on_time)
     with unit_of_work(engine) as s:
-        assert [x.late for x in s.execute(select(Submission).order_by(Submission.id)).scalars()] == [True, False]
+        assert [x.late for x in s.execute(select(Submission).order_by(col(Submission.id))).scalars()] == [True, False]

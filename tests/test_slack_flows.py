@@ -224,7 +224,11 @@ async def test_web_api_calls_share_one_connection(env: Env) -> None:
     """One pooled session for the Web API: no TCP (and, at slack.com, TLS) set-up per call."""
     for n in range(1, 4):
         await env.command("")
-        await wait_until(lambda n=n: len(env.opened_views("evidence_submit")) == n, what="views.open")
+
+        def opened(n: int = n) -> bool:
+            return len(env.opened_views("evidence_submit")) == n
+
+        await wait_until(opened, what="views.open")
     peers = {c.peer for c in env.slack.calls_to("views.open")}
     assert len(peers) == 1 and None not in peers
 

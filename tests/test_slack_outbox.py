@@ -63,7 +63,7 @@ def summaries(slack: FakeSlack) -> Counter[str]:
 
 def recorded_ts(engine: Engine) -> dict[str, str | None]:
     with unit_of_work(engine) as s:
-        return {r: ts for r, ts in s.execute(select(Submission.reference, Submission.review_ts)).all()}
+        return {r: ts for r, ts in s.execute(select(col(Submission.reference), col(Submission.review_ts))).all()}
 
 
 async def test_a_burst_of_40_with_a_restart_in_the_middle(db_url: str, engine: Engine) -> None:
@@ -101,7 +101,7 @@ async def test_a_post_that_got_through_before_a_crash_is_not_repeated(db_url: st
         (ref,) = file_records(engine, settings, 1)
         # A worker posted the summary, then died before recording it: its lease has run out.
         with unit_of_work(engine) as s:
-            item = s.execute(select(OutboxItem).where(OutboxItem.kind == "slack_summary")).scalar_one()
+            item = s.execute(select(OutboxItem).where(col(OutboxItem.kind) == "slack_summary")).scalar_one()
             s.execute(update(OutboxItem).where(OutboxItem.id == item.id)
                       .values(status="sending", locked_by="dead-worker", locked_until=utcnow()))
         client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
@@ -160,7 +160,7 @@ async def test_two_serve_processes_and_a_sigkill_post_each_summary_once(
             # dead one's items only: the live process's leases are its own).
             dead = f":{procs[0].pid}:"
             with unit_of_work(engine) as s:
-                s.execute(update(OutboxItem).where(OutboxItem.status == "sending",
+                s.execute(update(OutboxItem).where(col(OutboxItem.status) == "sending",
                                                    col(OutboxItem.locked_by).contains(dead))
                           .values(locked_until=utcnow()))
             await wait_for(lambda: len(summaries(slack)) == 12, timeout=90)
@@ -184,7 +184,7 @@ async def follow_up_in_thread(svc: Service, slack: FakeSlack, ref: str, name: st
     await asyncio.to_thread(intake.process_pending, svc.engine, svc.settings)
     svc.worker.wake()
     (threaded,) = await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])
-    return threaded  # type: ignore[no-any-return]
+    return threaded
 
 
 async def test_a_follow_up_appears_in_the_summary_thread(db_url: str, engine: Engine) -> None:

@@ -11,11 +11,12 @@ import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot.service import NotMigrated, Service
 from bot.settings import Settings
@@ -26,7 +27,7 @@ from tests.conftest import make_settings
 from tests.support.sink import Sink
 from tests.support.waiting import wait_for
 
-ACK = OutboxItem.kind == "ack_email"
+ACK = col(OutboxItem.kind) == "ack_email"
 
 
 def evidence(i: int = 1, *, sender: str = "ann@example.org", subject: str | None = None, **headers: str) -> bytes:
@@ -73,14 +74,16 @@ async def test_message_is_stored_parsed_and_acknowledged_once(service: Service, 
     refused = await send(service.smtp_port, evidence(1))
     assert refused == {}
     await wait_for(lambda: len(sink.messages) == 1)
-    ack = sink.messages[0].message
+    ack = cast(EmailMessage, sink.messages[0].message)
     assert ack["To"] == "ann@example.org"
     assert ack["Subject"].startswith("[EV-000001] Received:")
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["In-Reply-To"] == "<msg-1@example.org>"
     assert ack["References"] == "<msg-1@example.org>"
     assert sink.messages[0].mail_from in ("", "<>")  # null envelope sender: receipts never bounce back
-    text = ack.get_body(("plain",)).get_content()
+    body = ack.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
     assert "EV-000001" in text and "not acceptance" in text
     with unit_of_work(service.engine) as s:
         sub = s.execute(select(Submission)).scalar_one()
@@ -180,7 +183,7 @@ async def test_automatic_mail_is_filed_and_never_acknowledged(service: Service, 
     await send(service.smtp_port, evidence(3), sender="")  # null sender, as bounces have
     await wait_for(lambda: count(service.engine, Inbound, Inbound.state == "processed") == 3)
     with unit_of_work(service.engine) as s:
-        kinds = sorted(s.execute(select(Submission.kind)).scalars())
+        kinds = sorted(s.execute(select(col(Submission.kind))).scalars())
     assert kinds == ["automatic", "automatic", "evidence"]  # a null sender is a bounce: automatic
     await asyncio.sleep(0.5)
     assert sink.messages == []
@@ -416,8 +419,10 @@ async def test_the_submitter_hears_the_decision_on_their_thread(service: Service
                             action=Action.REJECT, actor="cli:Sam", reason="It is about a grant, not a contract.")
     service.worker.wake()
     await wait_for(lambda: len(sink.messages) == 2)
-    notice = sink.messages[1].message
+    notice = cast(EmailMessage, sink.messages[1].message)
     assert notice["Subject"] == "[EV-000001] Your evidence: not accepted"
     assert notice["In-Reply-To"] == "<msg-1@example.org>" and notice["To"] == "ann@example.org"
     assert notice["Auto-Submitted"] == "auto-replied"
-    assert "It is about a grant, not a contract." in notice.get_body(("plain",)).get_content()
+    body = notice.get_body(("plain",))
+    assert body is not None
+    assert "It is about a grant, not a contract." in body.get_content()

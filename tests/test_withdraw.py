@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import intake
 from bot.decisions import decide
@@ -44,7 +45,7 @@ def _state(engine: Engine, ref: str) -> tuple[Submission, list[Audit], list[Outb
         sub = repo.get_submission(s, reference=ref)
         assert sub is not None and sub.id is not None
         trail = repo.audit_of(s, submission_id=sub.id)
-        items = list(s.execute(select(OutboxItem).order_by(OutboxItem.id)).scalars().all())
+        items = list(s.execute(select(OutboxItem).order_by(col(OutboxItem.id))).scalars().all())
         fus = repo.followups_of(s, submission_id=sub.id)
     return sub, trail, items, fus
 

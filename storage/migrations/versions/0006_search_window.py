@@ -1,13 +1,13 @@
-"""A bounded window of the search index on SQLite: the newest records' rows in a second FTS5 table.
+"""A bounded window of the search index: the newest records' rows in a second index table.
 
-FTS5's bm25 weighs each word by walking every row of the table that holds it, so on a big store
-a common word costs in proportion to the store. `submission_fts_recent` holds the index rows of
-every record from `submission_fts_window.floor` on (storage.search keeps it so), and most queries
-are answered from it; see storage.search.search. PostgreSQL needs nothing: its ranking reads only
-the rows it ranks.
+On a big store a common word's index entries grow with the store: FTS5's bm25 walks all of them to
+weigh the word, and PostgreSQL's GIN index returns all of them before the newest are picked.
+`submission_fts_recent` holds the index rows of every record from `submission_fts_window.floor` on
+(storage.search keeps it so), and most queries are answered from it; see storage.search.search.
+It has the shape of `submission_fts` on each database: FTS5 on SQLite, a tsvector table with a GIN
+index on PostgreSQL, its rows dropped with their submission (trigger / ON DELETE CASCADE).
 
-The window starts with the newest 5,000 records (storage.search.WINDOW when this was written);
-the trigger that drops a deleted submission's index row now drops its window row too.
+The window starts with the newest 5,000 records (storage.search.WINDOW when this was written).
 
 Revision ID: 0006
 Revises: 0005
@@ -20,40 +20,56 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_COLUMNS = "rowid, reference, title, fields, body, attachments"
+# As in 0005 (a migration keeps its own copy: later changes to the code must not change it).
+_PG_DOCUMENT = (
+    "setweight(to_tsvector('english'::regconfig, coalesce(title, '')), 'A')"
+    " || setweight(to_tsvector('english'::regconfig, coalesce(fields, '')), 'B')"
+    " || setweight(to_tsvector('english'::regconfig, coalesce(body, '')), 'C')"
+    " || setweight(to_tsvector('english'::regconfig, coalesce(attachments, '')), 'D')"
+)
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        return
-    op.execute(
-        "CREATE VIRTUAL TABLE submission_fts_recent USING fts5("
-        "reference UNINDEXED, title, fields, body, attachments, tokenize='porter unicode61')"
-    )
+    pg = op.get_bind().dialect.name == "postgresql"
+    key = "submission_id" if pg else "rowid"
+    columns = f"{key}, title, fields, body, attachments" + ("" if pg else ", reference")
+    if pg:
+        op.execute(
+            "CREATE TABLE submission_fts_recent ("
+            " submission_id integer PRIMARY KEY REFERENCES submission(id) ON DELETE CASCADE,"
+            " title text, fields text, body text, attachments text,"
+            f" document tsvector GENERATED ALWAYS AS ({_PG_DOCUMENT}) STORED)"
+        )
+        op.execute("CREATE INDEX ix_submission_fts_recent_document ON submission_fts_recent USING gin (document)")
+    else:
+        op.execute(
+            "CREATE VIRTUAL TABLE submission_fts_recent USING fts5("
+            "reference UNINDEXED, title, fields, body, attachments, tokenize='porter unicode61')"
+        )
     op.execute("CREATE TABLE submission_fts_window (id INTEGER PRIMARY KEY CHECK (id = 1), floor INTEGER NOT NULL)")
     op.execute(
         "INSERT INTO submission_fts_window (id, floor) SELECT 1, CASE WHEN top > 5500 THEN top - 5000 ELSE 0 END"
-        " FROM (SELECT coalesce(max(rowid), 0) AS top FROM submission_fts)"
+        f" FROM (SELECT coalesce(max({key}), 0) AS top FROM submission_fts) AS t"
     )
     op.execute(
-        f"INSERT INTO submission_fts_recent ({_COLUMNS}) SELECT {_COLUMNS} FROM submission_fts"
-        " WHERE rowid >= (SELECT floor FROM submission_fts_window)"
+        f"INSERT INTO submission_fts_recent ({columns}) SELECT {columns} FROM submission_fts"
+        f" WHERE {key} >= (SELECT floor FROM submission_fts_window)"
     )
-    op.execute("DROP TRIGGER submission_fts_erase")
-    op.execute(
-        "CREATE TRIGGER submission_fts_erase AFTER DELETE ON submission BEGIN"
-        " DELETE FROM submission_fts WHERE rowid = old.id;"
-        " DELETE FROM submission_fts_recent WHERE rowid = old.id; END"
-    )
+    if not pg:
+        op.execute("DROP TRIGGER submission_fts_erase")
+        op.execute(
+            "CREATE TRIGGER submission_fts_erase AFTER DELETE ON submission BEGIN"
+            " DELETE FROM submission_fts WHERE rowid = old.id;"
+            " DELETE FROM submission_fts_recent WHERE rowid = old.id; END"
+        )
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        return
-    op.execute("DROP TRIGGER submission_fts_erase")
-    op.execute(
-        "CREATE TRIGGER submission_fts_erase AFTER DELETE ON submission BEGIN"
-        " DELETE FROM submission_fts WHERE rowid = old.id; END"
-    )
+    if op.get_bind().dialect.name != "postgresql":
+        op.execute("DROP TRIGGER submission_fts_erase")
+        op.execute(
+            "CREATE TRIGGER submission_fts_erase AFTER DELETE ON submission BEGIN"
+            " DELETE FROM submission_fts WHERE rowid = old.id; END"
+        )
     op.execute("DROP TABLE submission_fts_window")
     op.execute("DROP TABLE submission_fts_recent")
