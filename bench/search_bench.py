@@ -4,9 +4,10 @@
 
 For each size a fresh database is filled with synthetic evidence records, inserted directly with
 executemany into `submission` and the search index (the same rows storage.search.write makes, and
-on SQLite the same window of the newest records; the parser is not involved), then a handful of
-queries runs `--repeat` times each through storage.search.search, as reviewers (every record) and
-as a non-reviewer (approved + their own). It prints p50/p95 per query and size, the note a capped
+the same window of the newest records; the parser is not involved). Then a handful of queries runs
+`--repeat` times each through storage.search.search, as reviewers (every record) and as a
+non-reviewer (approved + their own), the sizes taking turns query by query so that the machine's
+drift during the run falls on both alike. It prints p50/p95 per query and size, the note a capped
 result carries, and the ratio of the largest size's to the smallest's (target: at most 2x). It
 also times building and rendering the evidence pack of the approved records (collect + render per
 format), per 1,000 records.
@@ -22,8 +23,8 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,50 +138,33 @@ def database(url: str | None, n: int) -> Iterator[str]:
         yield scratch
 
 
-def timings(fn: Callable[[], object], repeat: int) -> list[float]:
-    fn()  # warm the page cache and the statement cache
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def run_size(url: str | None, n: int, repeat: int, pack: bool) -> dict[str, tuple[float, float, int]]:
-    out: dict[str, tuple[float, float, int]] = {}
-    with database(url, n) as db_url:
-        upgrade(db_url)
-        engine = make_engine(db_url)
-        try:
-            took = fill(engine, n)
-            print(f"\n{n:,} records filled in {took:.1f} s ({engine.dialect.name})")
-            print(f"  {'query':<32} {'who':<10} {'hits':>5} {'p50 ms':>8} {'p95 ms':>8}  note")
-            for q in QUERIES:
-                views: tuple[tuple[str, dict[str, object]], ...] = (
-                    ("reviewer", {}), ("member", {"statuses": ["approved"], "submitter": "U7"}))
-                for who, kw in views:
-                    found: list[search.Results] = []
+VIEWS: tuple[tuple[str, dict[str, object]], ...] = (
+    ("reviewer", {}), ("member", {"statuses": ["approved"], "submitter": "U7"}))
 
-                    def once(q: str = q, kw: dict[str, object] = kw, found: list[search.Results] = found) -> None:
-                        with unit_of_work(engine, read_only=True) as s:  # as the doors search
-                            found.append(search.search(s, words=q, **kw))  # type: ignore[arg-type]
 
-                    ms = timings(once, repeat)
-                    hits = found[-1]
-                    out[f"{q}|{who}"] = (pct(ms, 50), pct(ms, 95), len(hits))
-                    note = {None: "", search.ranked_note(): "newest 200 ranked",
-                            search.window_note(): "from the window"}.get(hits.note, hits.note)
-                    print(f"  {q:<32} {who:<10} {len(hits):>5} {pct(ms, 50):>8.2f} {pct(ms, 95):>8.2f}  {note}")
-            if pack:
-                export(engine)
-        finally:
-            engine.dispose()
+def measure(engines: dict[int, Engine], repeat: int) -> dict[int, dict[str, tuple[float, float, int, str]]]:
+    """p50, p95, hits and note per size and query; the sizes take turns, so drift hits them alike."""
+    out: dict[int, dict[str, tuple[float, float, int, str]]] = {n: {} for n in engines}
+    notes = {None: "", search.ranked_note(): "newest 200 ranked", search.window_note(): "from the window"}
+    for q in QUERIES:
+        for who, kw in VIEWS:
+            ms: dict[int, list[float]] = {n: [] for n in engines}
+            last: dict[int, search.Results] = {}
+            for i in range(repeat + 1):
+                for n, engine in engines.items():
+                    t0 = time.perf_counter()
+                    with unit_of_work(engine, read_only=True) as s:  # as the doors search
+                        last[n] = search.search(s, words=q, **kw)  # type: ignore[arg-type]
+                    if i:  # the first round warms the page cache and the statement cache
+                        ms[n].append((time.perf_counter() - t0) * 1000)
+            for n in engines:
+                note = notes.get(last[n].note, last[n].note or "")
+                out[n][f"{q}|{who}"] = (pct(ms[n], 50), pct(ms[n], 95), len(last[n]), note)
     return out
 
 
@@ -208,7 +192,23 @@ def main() -> None:
     ap.add_argument("--no-pack", action="store_true", help="skip timing the evidence pack export")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = {n: run_size(args.database_url, n, args.repeat, not args.no_pack) for n in sizes}
+    with ExitStack() as stack:
+        engines: dict[int, Engine] = {}
+        for n in sizes:
+            url = stack.enter_context(database(args.database_url, n))
+            upgrade(url)
+            engines[n] = make_engine(url)
+            stack.callback(engines[n].dispose)
+            print(f"{n:,} records filled in {fill(engines[n], n):.1f} s ({engines[n].dialect.name})")
+        results = measure(engines, args.repeat)
+        for n in sizes:
+            print(f"\n{n:,} records")
+            print(f"  {'query':<32} {'who':<10} {'hits':>5} {'p50 ms':>8} {'p95 ms':>8}  note")
+            for key, (p50, p95, hits, note) in results[n].items():
+                q, who = key.split("|")
+                print(f"  {q:<32} {who:<10} {hits:>5} {p50:>8.2f} {p95:>8.2f}  {note}")
+            if not args.no_pack:
+                export(engines[n])
     small, big = results[sizes[0]], results[sizes[-1]]
     print(f"\np50 and p95 at {sizes[-1]:,} records over {sizes[0]:,} (target: at most 2x)")
     worst = 0.0
