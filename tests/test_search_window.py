@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from bot.decisions import decide, edit_fields
 from bot.review import Action
 from bot.settings import Settings
+from handlers.slack.find import results_text
 from storage import search
 from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
@@ -69,6 +70,7 @@ def test_broad_queries_come_from_the_window_and_say_so(engine: Engine, filed: li
     assert len(hits) == 5
     assert min(sub_id(engine, r) for r in refs(hits)) >= oldest_in_window(engine) - search.WINDOW_PRUNE - 1
     assert hits.note == search.window_note()
+    assert "best among the newest 10 records" in results_text("payroll", hits)  # and Slack says so
     assert all("\u27e6payroll\u27e7" in h.snippet.lower() for h in hits)  # snippets come from the window too
 
 
