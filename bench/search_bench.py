@@ -117,7 +117,7 @@ def fill(engine: Engine, n: int, batch: int = 5000) -> float:
                                       "fields": d.fields, "body": d.body, "attachments": d.attachments}
                                      for s, d in chunk])
     with unit_of_work(engine) as s:
-        search.rebuild_window(s)  # SQLite's window of the newest records, as search.write keeps it
+        search.rebuild_window(s)  # the window of the newest records, as search.write keeps it
     if pg:  # the state autovacuum keeps a live database in: GIN's pending list merged, statistics fresh
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))

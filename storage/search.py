@@ -24,8 +24,8 @@ from sqlmodel import Session, col, select
 
 from storage.models import Attachment, FollowUp, Submission
 
-# Tables (and their FTS5 shadow tables) that the SQLModel metadata does not describe; the
-# `submission_fts_recent` window (SQLite only, migration 0006) shares the prefix.
+# Tables (and their FTS5 shadow tables) that the SQLModel metadata does not describe; the window
+# tables of migration 0006 (`submission_fts_recent`, `submission_fts_window`) share the prefix.
 INDEX_TABLES = ("submission_fts",)
 
 # Highlight marks put around matched words in a snippet. Characters no one types, and stripped
@@ -277,10 +277,6 @@ class Results(list[Hit]):
     """The hits, best first; `note` says when only the newest matches were ranked (None otherwise)."""
 
     note: str | None = None
-
-    @property
-    def capped(self) -> bool:
-        return self.note is not None
 
 
 def ranked_note() -> str:

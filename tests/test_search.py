@@ -89,14 +89,14 @@ def test_a_broad_query_ranks_only_the_newest_matches(
 
     _, b, c = three
     everything = find(engine, "council")
-    assert len(everything) == 3 and not everything.capped  # every record names a council
+    assert len(everything) == 3 and everything.note is None  # every record names a council
     assert "newest" not in results_text("council", everything)
     monkeypatch.setattr(search, "RANKED_MAX", 2)
     broad = find(engine, "council")
-    assert set(refs(broad)) == {b, c} and broad.capped  # the newest two are the ones ranked
+    assert set(refs(broad)) == {b, c} and broad.note == search.ranked_note()  # the newest two are the ones ranked
     assert "More than 2 records match: these are the best of the newest 2" in results_text("council", broad)
     narrow = find(engine, "bins")
-    assert refs(narrow) == [c] and not narrow.capped  # a narrow query is untouched
+    assert refs(narrow) == [c] and narrow.note is None  # a narrow query is untouched
 
 
 def test_stemming_phrases_prefixes_and_exclusions(engine: Engine, three: list[str]) -> None:
