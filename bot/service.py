@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,7 @@ from bot.worker import OutboxWorker
 from handlers.smtp import EvidenceHandler, protocol_factory, tls_context
 from storage.db import make_engine
 from storage.migrate import NotMigrated, is_up_to_date
+from storage.repo import InboundDraft
 from storage.writer import GroupCommitter, Stored
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake_processor = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Each mail door beyond SMTP reports its state here for /healthz ("ok", "off", "error: …").
+        self._door_health: dict[str, Callable[[], str]] = {}
 
     @property
     def smtp_port(self) -> int:
@@ -96,6 +100,7 @@ class Service:
                 return "error"
 
         state = {"database": await asyncio.to_thread(db), "smtp": "ok" if self._server else "off"}
+        state.update({door: report() for door, report in self._door_health.items()})
         if self._socket is not None:
             state["slack"] = "ok" if await self._socket.client.is_connected() else "error"
         else:
@@ -147,6 +152,15 @@ class Service:
             self._server = await loop.create_server(factory, host=s.smtp_host, port=s.smtp_port)
             log.info("SMTP door listening on %s:%d for %s", s.smtp_host, self.smtp_port,
                      ", ".join(s.evidence_addresses))
+
+    async def intake(self, draft: InboundDraft) -> Stored:
+        """The one way in for every door: commit the raw message (group commit), then wake the parser.
+
+        Returns only once the bytes are durable; raises StoreFailed (or anything else) if they
+        are not, and the door must then answer with its "try again" (451, 503)."""
+        stored = await self.committer.store(draft)
+        self._stored(stored)
+        return stored
 
     def _stored(self, stored: Stored) -> None:
         if stored.created:

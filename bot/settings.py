@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -50,6 +51,29 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
     review_channel: str | None = Field(None, validation_alias="EVIDENCE_REVIEW_CHANNEL")
     reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="EVIDENCE_REVIEWERS")
+    # The SMTP door cannot be held shut by one client (handlers.smtp): per-client caps, shorter
+    # idle time under stress, a message rate. Trusted clients (your relay) are exempt.
+    smtp_max_connections_per_client: int = Field(
+        10, ge=1, validation_alias="EVIDENCE_SMTP_MAX_CONNECTIONS_PER_CLIENT"
+    )
+    smtp_idle_seconds: float = Field(300.0, gt=0, validation_alias="EVIDENCE_SMTP_IDLE_SECONDS")
+    smtp_messages_per_client_per_minute: int = Field(
+        120, ge=1, validation_alias="EVIDENCE_SMTP_MESSAGES_PER_CLIENT_PER_MINUTE"
+    )
+    smtp_trusted_clients: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list, validation_alias="EVIDENCE_SMTP_TRUSTED_CLIENTS"
+    )
+    # Inbound mail over HTTP (handlers.webhooks): each endpoint is on only when its secret is set.
+    mailgun_signing_key: str | None = Field(None, validation_alias="MAILGUN_WEBHOOK_SIGNING_KEY")
+    inbound_user: str | None = Field(None, validation_alias="EVIDENCE_INBOUND_USER")
+    inbound_password: str | None = Field(None, validation_alias="EVIDENCE_INBOUND_PASSWORD")
+    inbound_secret: str | None = Field(None, validation_alias="EVIDENCE_INBOUND_SECRET")
+    # IMAP (handlers.imap): read an existing mailbox.
+    imap_url: str | None = Field(None, validation_alias="EVIDENCE_IMAP_URL")
+    imap_password: str | None = Field(None, validation_alias="EVIDENCE_IMAP_PASSWORD")
+    imap_oauth2_token_command: str | None = Field(None, validation_alias="EVIDENCE_IMAP_OAUTH2_TOKEN_COMMAND")
+    imap_done_folder: str = Field("Processed", min_length=1, validation_alias="EVIDENCE_IMAP_DONE_FOLDER")
+    imap_poll_seconds: float = Field(60.0, gt=0, validation_alias="EVIDENCE_IMAP_POLL_SECONDS")
 
     @field_validator("evidence_addresses", mode="before")
     @classmethod
@@ -74,6 +98,31 @@ class Settings(BaseSettings):
             for a in v:
                 if not (len(a) > 1 and a[0] in "UWS" and a.isalnum() and a.isupper()):
                     raise ValueError(f"{a!r} is not a Slack user (U…) or user-group (S…) ID")
+        return v
+
+    @field_validator("smtp_trusted_clients", mode="before")
+    @classmethod
+    def _split_networks(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [a.strip() for a in v.split(",") if a.strip()]
+        if isinstance(v, list):
+            nets: list[IPv4Network | IPv6Network] = []
+            for a in v:
+                try:
+                    nets.append(ip_network(a, strict=False) if isinstance(a, str) else a)
+                except ValueError:
+                    raise ValueError(f"{a!r} is not an IP address or network such as 192.0.2.0/24") from None
+            return nets
+        return v
+
+    @field_validator("imap_url")
+    @classmethod
+    def _check_imap_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        u = urlsplit(v)
+        if u.scheme not in ("imap", "imaps") or not u.hostname or not u.username:
+            raise ValueError("must look like imaps://user@host:993/INBOX (or imap://user@host:143/INBOX)")
         return v
 
     @field_validator("slack_api_url")
@@ -113,6 +162,20 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
 
+    @property
+    def imap_enabled(self) -> bool:
+        return self.imap_url is not None
+
+    def is_trusted_client(self, ip: str) -> bool:
+        """Loopback's own relay (127.0.0.1, ::1) and EVIDENCE_SMTP_TRUSTED_CLIENTS."""
+        try:
+            addr = ip_address(ip)
+        except ValueError:
+            return False
+        if str(addr) in ("127.0.0.1", "::1"):
+            return True
+        return any(addr in net for net in self.smtp_trusted_clients)
+
     def check(self) -> None:
         """Cross-field checks that need files or combinations; raises ConfigError."""
         if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
@@ -126,6 +189,12 @@ class Settings(BaseSettings):
         for p in (self.smtp_tls_cert, self.smtp_tls_key):
             if p and not p.is_file():
                 raise ConfigError(f"TLS file not found: {p}")
+        if bool(self.inbound_user) != bool(self.inbound_password):
+            raise ConfigError("EVIDENCE_INBOUND_USER and EVIDENCE_INBOUND_PASSWORD must be set together")
+        if self.imap_url and not (self.imap_password or self.imap_oauth2_token_command):
+            raise ConfigError("EVIDENCE_IMAP_URL needs EVIDENCE_IMAP_PASSWORD or EVIDENCE_IMAP_OAUTH2_TOKEN_COMMAND")
+        if self.imap_password and self.imap_oauth2_token_command:
+            raise ConfigError("set EVIDENCE_IMAP_PASSWORD or EVIDENCE_IMAP_OAUTH2_TOKEN_COMMAND, not both")
 
 
 def load_settings() -> Settings:

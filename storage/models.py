@@ -169,3 +169,25 @@ class Audit(SQLModel, table=True):
     before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     at: datetime = Field(default_factory=utcnow)
+
+
+class InboundToken(SQLModel, table=True):
+    """A webhook token already used, with the message it carried (replay protection)."""
+
+    __tablename__ = "inbound_token"
+
+    token: str = Field(primary_key=True, max_length=200)
+    provider: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=64)
+    used_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ImapState(SQLModel, table=True):
+    """Where the IMAP reader is in one mailbox: its UIDVALIDITY and the last UID committed."""
+
+    __tablename__ = "imap_state"
+
+    mailbox: str = Field(primary_key=True, max_length=255)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    updated_at: datetime = Field(default_factory=utcnow)
