@@ -89,7 +89,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         found = importing.messages(args.path)
         total = importing.count(args.path)
         for f in tqdm(found, total=total, unit="msg", desc="storing", file=sys.stderr, disable=None):
-            d = intake.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import")
+            d = intake.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import",
+                             received_at=f.received_at)
             _, created = intake.store_now(engine, d)
             stored += created
             dupes += not created

@@ -51,6 +51,12 @@ def record_from_submission(sub: Submission, attachments: Sequence[Attachment] = 
         outcome=Outcome(sub.outcome),
         received_at=sub.received_at,
         automatic_reason=sub.automatic_reason,
+        # Stored as "cli:NAME" so the audit trail never mistakes a typed name for a Slack user ID;
+        # the record says the name as it was given.
+        decided_by=sub.decided_by.removeprefix("cli:") if sub.decided_by else None,
+        decided_at=sub.decided_at,
+        decision_reason=sub.decision_reason,
+        submitter_slack_id=sub.slack_user_id,
         attachments=[
             AttachmentInfo(a.filename, a.content_type, a.size, a.sha256, a.text) for a in attachments
         ],

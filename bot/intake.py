@@ -103,8 +103,11 @@ def dedupe_key(raw: bytes) -> str:
 
 
 def draft(
-    raw: bytes, *, envelope_from: str | None, rcpts: Sequence[str], peer: str | None = None
+    raw: bytes, *, envelope_from: str | None, rcpts: Sequence[str], peer: str | None = None,
+    received_at: datetime | None = None,
 ) -> InboundDraft:
+    """A door's message ready to store; `received_at` only for mail that arrived before (import):
+    the doors' own mail arrives now."""
     return InboundDraft(
         raw=raw,
         dedupe_key=dedupe_key(raw),
@@ -112,6 +115,7 @@ def draft(
         envelope_from=envelope_from,
         envelope_to=tuple(rcpts),
         peer=peer,
+        received_at=received_at,
     )
 
 

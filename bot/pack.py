@@ -243,7 +243,7 @@ def _hidden(rec: EvidenceRecord) -> bool:
 
 
 _TEXT_FIELDS = ("title", "project", "public_body", "supplier", "service_area", "period", "declared_interests",
-                "summary", "body")
+                "summary", "body", "decision_reason")
 
 
 def _patterns(rec: EvidenceRecord, other_names: Iterable[str | None],
@@ -267,8 +267,9 @@ def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()
         AttachmentInfo(redact.scrub(a.filename, pats), a.content_type, a.size, a.sha256, redact.scrub(a.text, pats))
         for a in rec.attachments
     ]
+    # A Slack user ID identifies its owner as surely as an address: it goes like the address.
     return replace(rec, submitter_name=None if hidden else _display_name(rec.submitter_name), submitter_email=None,
-                   message_id=None, **changes)
+                   submitter_slack_id=None, message_id=None, **changes)
 
 
 def _display_name(name: str | None) -> str | None:

@@ -84,6 +84,12 @@ class EvidenceRecord:
     received_at: datetime | None = None
     publication: str = "named"
     late: bool = False
+    # What happened to it: who decided (a Slack user ID, or the CLI's --as name), when and why,
+    # and the Slack user who submitted it (Slack submissions only).
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    submitter_slack_id: str | None = None
     # Not part of the JSON contract: what the parser learnt that the workflow needs.
     in_reply_to_reference: str | None = None
     thread_ids: list[str] = field(default_factory=list)  # the Message-IDs In-Reply-To and References name
@@ -117,6 +123,10 @@ class EvidenceRecord:
             "received_at": self.received_at.isoformat() if self.received_at else None,
             "publication": self.publication,
             "late": self.late,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "decision_reason": self.decision_reason,
+            "submitter_slack_id": self.submitter_slack_id,
         }
 
 
