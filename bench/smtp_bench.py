@@ -5,15 +5,20 @@
 Throughput: N concurrent clients (Postfix's smtp-source if on PATH, else a raw asyncio SMTP
 client here) keep their connections open and send several messages per session to
   (a) baseline: aiosmtpd's SMTP with a handler whose handle_DATA returns "250 OK" and does nothing;
-  (b) door:     bot.service.Service (SMTP door + group commit + processor + outbox, relay off)
-                on a fresh migrated SQLite file (or --database-url).
+  (b) service:  bot.service.Service as `serve` runs it (SMTP door + group commit + the processor
+                filing in its worker process + outbox, relay off) on a fresh migrated SQLite file
+                (or --database-url);
+  (c) door only, for information: the same service with its processor held back.
 Each server runs in its own subprocess, so the client never shares its event loop. The rate is
-messages answered 250 per second of wall time; the target is door/baseline >= 0.8 at 20 clients.
+messages answered 250 per second of wall time; the target is service/baseline >= 0.8 at 20
+clients, with filing on. After each burst the script also times the filing: messages still
+waiting when the burst ended, and how long until every one is filed.
 
-Memory: one 20 MB message to a fresh server of each kind; the peak RSS (VmHWM, reset just
-before via /proc/PID/clear_refs) minus the RSS before the message. The door is measured with
-parsing held back (the target, <= 0.5x the message size on top of aiosmtpd's own, is about
-receiving and storing); the whole service, parsing included, is printed too. Linux only (/proc).
+Memory: one 20 MB message to a fresh server of each kind; per process, the peak RSS (VmHWM,
+reset just before via /proc/PID/clear_refs) minus the RSS before the message, summed over the
+server's whole process tree (the service's main process and its parser worker), measured once
+the message is filed. Target: the whole service, parsing included, at most 6x the message size.
+Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -119,16 +124,39 @@ class Server:
             raise SystemExit(f"{mode} server did not start: {line!r}")
         return cls(mode, proc, int(line.split()[1]))
 
-    def status(self, field: str) -> int:
-        """A /proc/PID/status field in bytes (VmRSS, VmHWM)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
+    def tree(self) -> list[int]:
+        """The server's pid and those of all its descendants (the parser worker, the resource tracker)."""
+        children: dict[int, list[int]] = {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+        out, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(children.get(pid, []))
+        return out
+
+    @staticmethod
+    def status(field: str, pid: int) -> int:
+        """A /proc/PID/status field in bytes (VmRSS, VmHWM); 0 for a process that is gone."""
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            return 0
         raise KeyError(field)
 
-    def reset_peak(self) -> bool:
+    @staticmethod
+    def reset_peak(pid: int) -> bool:
         try:
-            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")  # 5: reset VmHWM to VmRSS
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # 5: reset VmHWM to VmRSS
             return True
         except OSError:
             return False
@@ -228,15 +256,37 @@ def smtp_source_load(port: int, count: int, clients: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-def measure_rate(mode: str, database_url: str, args: argparse.Namespace, run: str) -> float:
+@dataclass
+class Filing:
+    waiting: int  # messages not yet filed when the burst ended
+    seconds: float  # from the end of the burst until every message was filed
+
+    @property
+    def rate(self) -> float:
+        return self.waiting / self.seconds if self.seconds > 0 else float("inf")
+
+
+def measure_rate(mode: str, database_url: str, args: argparse.Namespace, run: str) -> tuple[float, Filing | None]:
+    """(messages per second during the burst, and for the service the filing that followed)."""
     server = Server.start(mode, database_url)
     try:
         warm = [make_message(10_000_000 + i, run + mode) for i in range(40)]
         python_load(server.port, warm, 4)  # imports, connection pools, first commits
+        if mode == "door":
+            _wait_parsed(database_url)  # the warm-up's filing is not the burst's
+            time.sleep(0.5)  # nor is its tail (the log lines, the outbox's look at what was queued)
         if args.client == "smtp-source":
-            return smtp_source_load(server.port, args.messages, args.clients)
-        msgs = [make_message(i, run + mode) for i in range(args.messages)]
-        return python_load(server.port, msgs, args.clients)
+            rate = smtp_source_load(server.port, args.messages, args.clients)
+        else:
+            msgs = [make_message(i, run + mode) for i in range(args.messages)]
+            rate = python_load(server.port, msgs, args.clients)
+        filing = None
+        if mode == "door":
+            t0 = time.perf_counter()
+            waiting = _pending(database_url)
+            _wait_parsed(database_url, timeout=600)
+            filing = Filing(waiting, time.perf_counter() - t0)
+        return rate, filing
     finally:
         server.stop()
 
@@ -278,28 +328,37 @@ def _pending(database_url: str) -> int:
 
 @dataclass
 class Memory:
-    before: int
-    peak: int
+    before: dict[int, int]  # VmRSS per pid of the tree, just before the message
+    peak: dict[int, int]  # VmHWM per pid of the tree, once the message is stored (and filed)
 
     @property
     def extra(self) -> int:
-        return self.peak - self.before
+        """Summed over the tree: each process's peak less what it held before (a process that
+        started meanwhile counts whole)."""
+        return sum(max(0, hwm - self.before.get(pid, 0)) for pid, hwm in self.peak.items())
+
+    @property
+    def main_extra(self) -> int:
+        pid = min(self.before)
+        return max(0, self.peak.get(pid, 0) - self.before[pid])
 
 
 def measure_memory(mode: str, database_url: str, raw: bytes, *, until_parsed: bool = False) -> Memory:
     server = Server.start(mode, database_url)
     try:
-        _send(server.port, make_message(0, uuid.uuid4().hex))  # warm: imports, first commit
+        _send(server.port, make_message(0, uuid.uuid4().hex))  # warm: imports, first commit, the worker
         if until_parsed:
             _wait_parsed(database_url)
         time.sleep(0.3)
-        before = server.status("VmRSS")
-        if not server.reset_peak():
+        pids = server.tree()
+        before = {pid: server.status("VmRSS", pid) for pid in pids}
+        if not all(server.reset_peak(pid) for pid in pids):
             print("warning: cannot reset VmHWM; the peak may predate the message", file=sys.stderr)
         _send(server.port, raw)
         if until_parsed:
-            _wait_parsed(database_url)
-        return Memory(before, server.status("VmHWM"))
+            _wait_parsed(database_url)  # filing waits for the door to be quiet: wait for it
+        peak = {pid: server.status("VmHWM", pid) for pid in server.tree()}
+        return Memory(before, peak)
     finally:
         server.stop()
 
@@ -315,6 +374,11 @@ def _wait_parsed(database_url: str, timeout: float = 120) -> None:
 # ---------------------------------------------------------------- main
 
 
+LABELS = {  # mode: (short, long)
+    "baseline": ("baseline", "aiosmtpd, do-nothing handler"),
+    "door": ("service", "whole service as deployed, filing on"),
+    "door-only": ("door-only", "door only: receive + commit, filing held back"),
+}
 SCRATCH = contextlib.ExitStack()  # PostgreSQL scratch databases, dropped when the run ends
 
 
@@ -361,14 +425,20 @@ def main() -> int:
     print(f"{args.clients} clients, {args.messages} messages per round, {args.rounds} round(s), "
           f"client: {args.client}, cpus: {os.cpu_count()}")
     rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": []}
+    filings: list[Filing] = []
     with SCRATCH, tempfile.TemporaryDirectory(prefix="smtp-bench-") as d:
         tmp = Path(d)
         for r in range(args.rounds):
             for mode in rates:  # interleaved, so drift in the machine's load hits all alike
                 url = "" if mode == "baseline" else fresh_database(args, tmp, f"{mode}-{r}")
-                rate = measure_rate(mode, url, args, f"{run}{r}")
+                rate, filing = measure_rate(mode, url, args, f"{run}{r}")
                 rates[mode].append(rate)
-                print(f"  round {r + 1}: {mode:9s} {rate:8.0f} msg/s", flush=True)
+                extra = ""
+                if filing is not None:
+                    filings.append(filing)
+                    extra = (f"; then filed {filing.waiting} waiting in {filing.seconds:.1f} s "
+                             f"({filing.rate:.0f} msg/s)")
+                print(f"  round {r + 1}: {LABELS[mode][0]:9s} {rate:8.0f} msg/s{extra}", flush=True)
 
         mem: dict[str, Memory] = {}
         size = int(args.big_mb * 1e6)
@@ -380,28 +450,30 @@ def main() -> int:
             mem["service"] = measure_memory("door", fresh_database(args, tmp, "mem-svc"), raw, until_parsed=True)
 
     best = {m: max(v) for m, v in rates.items()}
-    ratio = best["door-only"] / best["baseline"]
+    ratio = best["door"] / best["baseline"]
     print()
-    print(f"{'throughput':44s} {'msg/s':>9s}  {'vs baseline':>11s}")
-    print(f"{'aiosmtpd, do-nothing handler':44s} {best['baseline']:9.0f}  {1:11.2f}")
-    # The target is the door's: receiving and durably committing. The whole service also parses
-    # and files every message meanwhile, on the same cores, which the do-nothing handler never does.
-    print(f"{'our door: receive + durable commit':44s} {best['door-only']:9.0f}  {ratio:11.2f}  "
+    print(f"{'throughput (best round)':48s} {'msg/s':>9s}  {'vs baseline':>11s}")
+    print(f"{LABELS['baseline'][1]:48s} {best['baseline']:9.0f}  {1:11.2f}")
+    # The target is the deployed shape's: the whole service, filing on (it defers filing while a
+    # door stored something in the last DOOR_QUIET_SECONDS, then files in batches).
+    print(f"{LABELS['door'][1]:48s} {best['door']:9.0f}  {ratio:11.2f}  "
           f"{'OK' if ratio >= 0.8 else 'BELOW'} target >= 0.80")
-    print(f"{'whole service, parser working alongside':44s} {best['door']:9.0f}  "
-          f"{best['door'] / best['baseline']:11.2f}  (for information)")
+    print(f"{LABELS['door-only'][1]:48s} {best['door-only']:9.0f}  "
+          f"{best['door-only'] / best['baseline']:11.2f}  (for information)")
+    if filings:
+        f = max(filings, key=lambda x: x.rate)
+        print(f"filing after the burst (best round): {f.waiting} messages waiting, all filed in {f.seconds:.1f} s "
+              f"= {f.rate:.0f} msg/s (rounds: {', '.join(f'{x.rate:.0f}' for x in filings)})")
     if mem:
-        base_extra = mem["baseline"].extra
         print()
-        print(f"memory, one {size / 1e6:.1f} MB message     before      peak     extra  extra/size")
-        for name, label in (("baseline", "aiosmtpd, do-nothing handler"), ("door", "our door (receive + store)"),
-                            ("service", "whole Service, parsed too")):
+        print(f"memory, one {size / 1e6:.1f} MB message         processes  extra, main  extra, tree  tree/size")
+        for name, label in (("baseline", "aiosmtpd, do-nothing handler"), ("door", "door only (receive + store)"),
+                            ("service", "whole service, filed (target)")):
             m = mem[name]
-            print(f"{label:32s} {mb(m.before)} {mb(m.peak)} {mb(m.extra)}  {m.extra / size:9.2f}x")
-        added = (mem["door"].extra - base_extra) / size
-        print(f"door adds {added:.2f}x the message size on top of aiosmtpd's own "
-              f"({'OK' if added <= 0.5 else 'ABOVE'} target <= 0.50x); whole service adds "
-              f"{(mem['service'].extra - base_extra) / size:.2f}x")
+            print(f"{label:36s} {len(m.peak):9d} {mb(m.main_extra)}   {mb(m.extra)}  {m.extra / size:8.2f}x")
+        tree = mem["service"].extra / size
+        print(f"whole service, parsing and filing included: {tree:.2f}x the message "
+              f"({'OK' if tree <= 6 else 'ABOVE'} target <= 6x); aiosmtpd alone {mem['baseline'].extra / size:.2f}x")
     print(f"\n(total {time.monotonic() - t_start:.0f} s)")
     return 0
 

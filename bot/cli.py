@@ -1,4 +1,4 @@
-"""The `evidence-bot` command line: serve, parse, import, list, show, export, db upgrade.
+"""The `evidence-bot` command line: serve, parse, import, list, show, export, doctor, backup, db upgrade.
 
 Every failure a user can cause (a bad argument, a missing file, an unknown reference, a bad
 setting, an unreachable database) ends as one line on stderr and a non-zero exit.
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("decision", choices=["approve", "reject", "needs-info"])
     sp.add_argument("--as", dest="actor", required=True, metavar="NAME", help="the reviewer deciding")
     sp.add_argument("--reason", help="required to reject; the question, for needs-info")
+    sp.add_argument("--campaign", action="store_true",
+                    help="decide every undecided record of REFERENCE's campaign, each audited and notified")
 
     sp = sub.add_parser("audit", help="the review trail of one record")
     sp.add_argument("reference")
@@ -79,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_privacy_commands(sub)  # erase, purge
 
+    sp = sub.add_parser("doctor", help="check the settings, database, ports, DNS, relay, Slack and doors",
+                        description="Each check is a line: ✓ passed, ✗ failed (with the fix), ! worth a look. "
+                        "Exit status 0 when nothing failed, 1 otherwise.")
+    sp.add_argument("--json", action="store_true", help="print a JSON list of {check, ok, detail, fix}")
+
+    sp = sub.add_parser("backup", help="a consistent copy of the SQLite database, safe while serve runs "
+                        "(PostgreSQL: prints the pg_dump command)")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
     sp = sub.add_parser("db", help="database administration")
     dbsub = sp.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=_Parser)
     dbsub.add_parser("upgrade", help="create or migrate the schema to the latest version")
@@ -87,18 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    json_logs = False
     try:
         from bot.settings import load_settings
 
+        if args.command == "doctor":
+            from bot import doctor  # before the settings load: a bad setting is one of its findings
+
+            logging.basicConfig(level="CRITICAL")
+            return doctor.run(as_json=args.json)
         settings = load_settings()
         # The service logs at the configured level; one-shot commands speak only of trouble.
         level = settings.log_level.upper() if args.command == "serve" else "WARNING"
-        logging.basicConfig(level=level, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        if level != "DEBUG":
-            # aiosmtpd logs every SMTP command at INFO: too much for an operator, and it names senders.
-            logging.getLogger("mail.log").setLevel(logging.WARNING)
+        from bot import logs
+
+        logs.configure(level, settings.log_format)
+        json_logs = settings.log_format == "json"
         from bot import commands
 
         return commands.run(args, settings)
@@ -107,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:
-        print(f"evidence-bot: error: {_one_line(e)}", file=sys.stderr)
+        if json_logs:  # a log shipper reading JSON lines gets the last word as JSON too
+            logging.getLogger("bot.cli").error("evidence-bot: error: %s", _one_line(e))
+        else:
+            print(f"evidence-bot: error: {_one_line(e)}", file=sys.stderr)
         return 1
 
 

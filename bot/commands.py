@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tqdm import tqdm
 
+from bot import authenticity, campaigns
 from bot.cli import UserError
 from bot.convert import record_from_submission
 from bot.record import JSON_KEYS, EvidenceRecord
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     handler = {
         "serve": cmd_serve, "parse": cmd_parse, "import": cmd_import, "list": cmd_list,
         "show": cmd_show, "export": cmd_export, "db": cmd_db, "decide": cmd_decide, "audit": cmd_audit,
+        "backup": cmd_backup,
     }[args.command]
     return handler(args, settings)
 
@@ -51,6 +53,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import backup
+
+    return backup.run(settings, args.file, force=args.force)
+
+
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(settings.database_url)
     print("database is up to date", file=sys.stderr)
@@ -64,6 +72,9 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     from bot.parsing.email_message import parse_email  # the parser's imports (PDF, Word) only when needed
 
     rec = parse_email(path.read_bytes(), reference_prefix=settings.reference_prefix)
+    if rec.kind == "follow_up" and rec.in_reply_to_reference:
+        # A follow-up is filed under the record it follows; say which, as `show` of it would.
+        rec.reference = rec.in_reply_to_reference
     if args.json:
         _print_json(rec.to_json())
     else:
@@ -88,20 +99,30 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         found = importing.messages(args.path)
         total = importing.count(args.path)
+        # Stored 100 at a time (or 32 MB), each batch one transaction and one multi-row INSERT.
+        batch: list[Any] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal stored, dupes, size
+            for _, created in intake.store_many(engine, batch):
+                stored += created
+                dupes += not created
+            batch.clear()
+            size = 0
+
         for f in tqdm(found, total=total, unit="msg", desc="storing", file=sys.stderr, disable=None):
-            d = intake.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import",
-                             received_at=f.received_at)
-            _, created = intake.store_now(engine, d)
-            stored += created
-            dupes += not created
+            batch.append(intake.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import",
+                                      received_at=f.received_at))
+            size += len(f.raw)
+            if len(batch) >= IMPORT_STORE_BATCH or size >= IMPORT_STORE_BYTES:
+                flush()
+        flush()
     except importing.UnreadableMail as e:
         raise UserError(str(e)) from None
     kinds: dict[str, int] = {}
     with tqdm(total=stored, unit="msg", desc="filing", file=sys.stderr, disable=None) as bar:
-        while True:
-            filed = intake.process_pending(engine, settings, limit=100)
-            if not filed:
-                break
+        for filed in _file_all(engine, settings):
             for r in filed:
                 kinds[r.outcome] = kinds.get(r.outcome, 0) + 1
             bar.update(len(filed))
@@ -110,13 +131,95 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+IMPORT_STORE_BATCH = 100
+IMPORT_STORE_BYTES = 32 * 1024 * 1024
+
+
+IMPORT_POOL_MIN = 200  # below this many waiting messages the import parses in its own process
+IMPORT_PARSE_CHUNK = 25  # messages per task for a parser process
+
+
+def _file_all(engine: Engine, settings: Settings) -> Iterator[list[Any]]:
+    """Files every waiting message until none is left, FILE_BATCH per filing transaction, and
+    yields what each batch filed. With many waiting, two parser processes (the import has the
+    machine to itself) read and parse them from the database while this one files: filing is
+    one writer's work, parsing is not."""
+    from bot import intake
+
+    while True:
+        with unit_of_work(engine, read_only=True) as s:
+            ids = repo.pending_inbound_ids(s, limit=100_000)
+        if not ids:
+            return
+        progress = False
+        batches = _parsed_batches(settings, ids) if len(ids) >= IMPORT_POOL_MIN else None
+        if batches is None:
+            for k in range(0, len(ids), intake.FILE_BATCH):
+                filed = intake.file_many(engine, settings, ids[k : k + intake.FILE_BATCH])
+                progress = progress or bool(filed)
+                yield filed
+        else:
+            for parsed in batches:
+                filed = intake.file_batch(engine, settings, parsed)
+                progress = progress or bool(filed)
+                yield filed
+        if not progress:
+            return  # filed elsewhere meanwhile, or nothing can be: do not spin
+
+
+def _parsed_batches(settings: Settings, ids: list[int]) -> Iterator[list[Any]]:
+    """Parsed messages, FILE_BATCH at a time and in order, from a pool of two parser processes
+    that keeps a few chunks ahead of the filing. If the pool breaks (a parser process died), the
+    rest is parsed here, one message at a time."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from bot import intake
+
+    chunks = [ids[k : k + IMPORT_PARSE_CHUNK] for k in range(0, len(ids), IMPORT_PARSE_CHUNK)]
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    engine = make_engine(settings.database_url)
+    try:
+        pending: deque[tuple[list[int], Future[list[Any]]]] = deque()
+        todo = iter(chunks)
+        batch: list[Any] = []
+        broken = False
+        while True:
+            while not broken and len(pending) < 4 and (chunk := next(todo, None)) is not None:
+                pending.append((chunk, pool.submit(intake.parse_many_in_worker, settings, chunk)))
+            if not pending:
+                chunk = next(todo, None)
+                if chunk is None:
+                    break
+                pending.append((chunk, Future()))
+            chunk, fut = pending.popleft()
+            try:
+                if broken:
+                    raise BrokenProcessPool
+                batch.extend(fut.result())
+            except BrokenProcessPool:
+                broken = True
+                batch.extend(p for i in chunk if (p := intake.parse_received(engine, settings, inbound_id=i)))
+            if len(batch) >= intake.FILE_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        engine.dispose()
+
+
 def _records(settings: Settings, *, status: str | None = None, kind: str | None = None) -> Iterator[EvidenceRecord]:
     engine = migrated_engine(settings)
     with unit_of_work(engine, read_only=True) as s:
         subs = repo.list_submissions(s, status=status, kind=kind)
         atts = repo.attachments_of(s, submission_ids=[x.id for x in subs if x.id is not None])
+        camp = campaigns.info(s, subs)
     for sub in subs:
-        yield record_from_submission(sub, atts.get(sub.id or 0, []))
+        yield record_from_submission(sub, atts.get(sub.id or 0, []), camp.get(sub.id or 0))
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,7 +252,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         sub, sub_id = _submission(s, args.reference)
         atts = repo.attachments_of(s, submission_ids=[sub_id])
         followups = repo.followups_of(s, submission_id=sub_id)
-    rec = record_from_submission(sub, atts.get(sub_id, []))
+        camp = campaigns.info(s, [sub]).get(sub_id)
+    rec = record_from_submission(sub, atts.get(sub_id, []), camp)
     if args.json:
         _print_json(rec.to_json())
         return 0
@@ -163,9 +267,11 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 def _print_record(rec: EvidenceRecord) -> None:
     d = rec.to_json()
     for k in JSON_KEYS:
-        if k in ("body", "attachments", "summary") or d[k] in (None, ""):
+        if k in ("body", "attachments", "summary", "authenticity") or d[k] in (None, ""):
             continue
         print(f"{k.replace('_', ' ').capitalize():<20} {d[k]}")
+    if (sender := authenticity.describe(rec.authenticity)) is not None:
+        print(f"{'Sender check':<20} {sender}")
     for a in rec.attachments:
         print(f"{'Attachment':<20} {a.filename or '(unnamed)'} ({a.content_type}, {a.size} bytes)")
     if rec.summary:
@@ -210,6 +316,14 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     actor = args.actor.strip()
     if not actor:
         raise UserError("--as needs the reviewer's name")
+    if getattr(args, "campaign", False):
+        from bot.decisions import decide_campaign
+
+        done = decide_campaign(migrated_engine(settings), settings, reference=args.reference.strip(),
+                               action=action, actor=f"cli:{actor}", reason=args.reason)
+        print(f"{len(done)} record(s) of the campaign are now {done[0].status.replace('_', ' ')} (by {actor}): "
+              + ", ".join(d.reference for d in done))
+        return 0
     d = decide(migrated_engine(settings), settings, reference=args.reference.strip(), action=action,
                actor=f"cli:{actor}", reason=args.reason)
     print(f"{d.reference} is now {d.status.replace('_', ' ')} (by {actor})")

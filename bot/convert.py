@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 from bot.record import AttachmentInfo, Channel, EvidenceRecord, Kind, Outcome
 from storage.models import Attachment, Submission
@@ -21,6 +22,7 @@ def submission_from_record(rec: EvidenceRecord) -> Submission:
         channel=str(rec.channel),
         outcome=str(rec.outcome),
         automatic_reason=rec.automatic_reason,
+        authenticity=json.dumps(rec.authenticity, sort_keys=True) if rec.authenticity is not None else None,
         **{k: getattr(rec, k) for k in _COPIED},
     )
     if rec.received_at is not None:
@@ -42,8 +44,11 @@ def attachment_rows(rec: EvidenceRecord) -> list[Attachment]:
     ]
 
 
-def record_from_submission(sub: Submission, attachments: Sequence[Attachment] = ()) -> EvidenceRecord:
+def record_from_submission(sub: Submission, attachments: Sequence[Attachment] = (),
+                           campaign: Mapping[str, object] | None = None) -> EvidenceRecord:
+    """`campaign`: the record's campaign as bot.campaigns.info gives it (it needs the first record)."""
     return EvidenceRecord(
+        campaign=dict(campaign) if campaign is not None else None,
         kind=Kind(sub.kind),
         channel=Channel(sub.channel),
         reference=sub.reference,
@@ -57,6 +62,7 @@ def record_from_submission(sub: Submission, attachments: Sequence[Attachment] = 
         decided_at=sub.decided_at,
         decision_reason=sub.decision_reason,
         submitter_slack_id=sub.slack_user_id,
+        authenticity=json.loads(sub.authenticity) if sub.authenticity else None,
         attachments=[
             AttachmentInfo(a.filename, a.content_type, a.size, a.sha256, a.text) for a in attachments
         ],

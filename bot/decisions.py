@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot import acks, finding
+from bot import acks, campaigns, finding
 from bot.intake import SLACK_DM, SLACK_UPDATE
 from bot.review import EDITABLE, RESULT, Action, ReviewError, check_decision
 from bot.settings import Settings
@@ -54,25 +54,57 @@ def decide(
     """Applies a decision if the record is still open to it (compare-and-set: the first one wins)."""
     with unit_of_work(engine) as s:
         sub = _load(s, reference)
-        assert sub.id is not None and sub.reference is not None
-        if sub.status not in ("received", "needs_info"):
-            raise _already(sub)
-        previous = sub.status  # the CAS below also refreshes `sub` in the session
-        text = check_decision(status=previous, kind=sub.kind, action=action, reason=reason)
-        status = str(RESULT[action])
-        values: dict[str, object] = {"status": status}
-        if action is not Action.NEEDS_INFO:
-            values |= {"decided_by": actor, "decided_at": datetime.now(UTC), "decision_reason": text}
-        if not repo.set_status_if(s, submission_id=sub.id, expected=previous, values=values):
+        decided = _apply(s, settings, sub, action=action, actor=actor, reason=reason)
+        if decided is None:
             s.rollback()
             raise _already(_load(s, reference))
-        entry = repo.add_audit(s, submission_id=sub.id, actor=actor, action=str(action), reason=text,
-                               before={"status": previous}, after={"status": status})
-        for k, v in values.items():
-            setattr(sub, k, v)
-        finding.refresh(s, submission_id=sub.id)  # status is read live; keys and text stay in step
-        _enqueue_effects(s, settings, sub, audit_id=entry.id or 0, action=action, reason=text)
-        return Decided(sub.reference, status, actor, entry.at, text)
+        if sub.campaign_id is not None:  # the campaign card counts what is still undecided
+            campaigns.enqueue_card_update(s, first_id=sub.campaign_id)
+        return decided
+
+
+def decide_campaign(
+    engine: Engine, settings: Settings, *, reference: str, action: Action, actor: str, reason: str | None = None
+) -> list[Decided]:
+    """The same decision for every undecided record of `reference`'s campaign, each audited and
+    notified exactly as `decide` does for one record, in one transaction."""
+    with unit_of_work(engine) as s:
+        sub = _load(s, reference)
+        first_id = sub.campaign_id
+        if first_id is None:
+            raise ReviewError(f"{sub.reference} is not part of a campaign")
+        done = []
+        for member in campaigns.members(s, first_id=first_id, undecided=True):
+            decided = _apply(s, settings, member, action=action, actor=actor, reason=reason)
+            if decided is not None:  # None: someone decided this one a moment ago; theirs stands
+                done.append(decided)
+        if not done:
+            raise ReviewError(f"every record of the campaign of {sub.reference} is already decided")
+        campaigns.enqueue_card_update(s, first_id=first_id)
+        return done
+
+
+def _apply(s: Session, settings: Settings, sub: Submission, *, action: Action, actor: str,
+           reason: str | None) -> Decided | None:
+    """One record's decision, audit entry and notices; None when another decision got there first."""
+    assert sub.id is not None and sub.reference is not None
+    if sub.status not in ("received", "needs_info"):
+        raise _already(sub)
+    previous = sub.status  # the CAS below also refreshes `sub` in the session
+    text = check_decision(status=previous, kind=sub.kind, action=action, reason=reason)
+    status = str(RESULT[action])
+    values: dict[str, object] = {"status": status}
+    if action is not Action.NEEDS_INFO:
+        values |= {"decided_by": actor, "decided_at": datetime.now(UTC), "decision_reason": text}
+    if not repo.set_status_if(s, submission_id=sub.id, expected=previous, values=values):
+        return None
+    entry = repo.add_audit(s, submission_id=sub.id, actor=actor, action=str(action), reason=text,
+                           before={"status": previous}, after={"status": status})
+    for k, v in values.items():
+        setattr(sub, k, v)
+    finding.refresh(s, submission_id=sub.id)  # status is read live; keys and text stay in step
+    _enqueue_effects(s, settings, sub, audit_id=entry.id or 0, action=action, reason=text)
+    return Decided(sub.reference, status, actor, entry.at, text)
 
 
 def edit_fields(engine: Engine, *, reference: str, actor: str, changes: dict[str, object]) -> dict[str, object]:

@@ -63,9 +63,20 @@ def send(relay_url: str, payload: dict[str, Any], *, timeout: float = 30.0) -> s
         raise (PermanentFailure if 500 <= code < 600 else TemporaryFailure)(f"recipient refused: {code}") from e
     except smtplib.SMTPResponseException as e:
         kind = PermanentFailure if 500 <= e.smtp_code < 600 else TemporaryFailure
-        raise kind(f"relay answered {e.smtp_code} {e.smtp_error!r}") from e
-    except (OSError, smtplib.SMTPException) as e:
-        raise TemporaryFailure(f"{type(e).__name__}: {e}") from e
+        raise kind(f"relay answered {e.smtp_code}{_enhanced(e.smtp_error)}") from e
+    except OSError as e:
+        raise TemporaryFailure(f"{type(e).__name__}: {e.strerror or e}") from e
+    except smtplib.SMTPException as e:
+        raise TemporaryFailure(type(e).__name__) from e
     if refused:
-        raise TemporaryFailure(f"refused: {refused}")
+        raise TemporaryFailure(f"recipient refused: {next(iter(refused.values()))[0]}")
     return "sent"
+
+
+def _enhanced(reply: bytes | str) -> str:
+    """The enhanced status code ("5.1.1") of a relay's reply, never its text: relays quote the
+    recipient's address there, and these failures end up in the log and the outbox row."""
+    first = (reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply).split(" ", 1)[0]
+    parts = first.split(".")
+    ok = len(parts) == 3 and all(p.isdigit() for p in parts)
+    return f" {first}" if ok else ""

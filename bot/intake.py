@@ -13,11 +13,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col
 
-from bot import acks, finding
+from bot import acks, campaigns, finding
 from bot.convert import attachment_rows, submission_from_record
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
@@ -38,6 +42,8 @@ SLACK_SUMMARY = "slack_summary"
 SLACK_UPDATE = "slack_update"
 SLACK_THREAD = "slack_thread"
 SLACK_DM = "slack_dm"
+SLACK_FILES = "slack_files"  # the original attachments (and an over-long text) into the summary's thread
+SLACK_FILES_DELETE = "slack_files_delete"  # erasure: the files uploaded for a record
 THREAD_POSTED = "posted ts="  # a done SLACK_THREAD item's result: this, then the reply's ts
 
 # Headers that relays add on the way: two deliveries of one message differ only in these.
@@ -104,10 +110,10 @@ def dedupe_key(raw: bytes) -> str:
 
 def draft(
     raw: bytes, *, envelope_from: str | None, rcpts: Sequence[str], peer: str | None = None,
-    received_at: datetime | None = None,
+    received_at: datetime | None = None, helo: str | None = None,
 ) -> InboundDraft:
     """A door's message ready to store; `received_at` only for mail that arrived before (import):
-    the doors' own mail arrives now."""
+    the doors' own mail arrives now. `helo`: the SMTP client's HELO name, for SPF."""
     return InboundDraft(
         raw=raw,
         dedupe_key=dedupe_key(raw),
@@ -116,7 +122,23 @@ def draft(
         envelope_to=tuple(rcpts),
         peer=peer,
         received_at=received_at,
+        helo=(helo or "")[:255] or None,
     )
+
+
+def door_of(peer: str | None, channel: str = "email") -> str:
+    """Which door a stored message came in by (smtp, webhook, imap, slack, import), from what
+    the door wrote in `peer`: for the metrics and the log's `door` key."""
+    if channel == "slack":
+        return "slack"
+    p = peer or ""
+    if p == "import":
+        return "import"
+    if p.startswith("webhook:"):
+        return "webhook"
+    if p.startswith("imap:"):
+        return "imap"
+    return "smtp"
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,7 @@ class Filed:
     inbound_id: int
     outcome: str  # evidence | follow_up | automatic | duplicate-work | failed
     reference: str | None = None
+    door: str | None = None  # see door_of
 
 
 @dataclass(frozen=True)
@@ -136,6 +159,8 @@ class ToParse:
     received_at: datetime
     envelope_from: str | None
     reference_prefix: str
+    peer: str | None = None
+    helo: str | None = None
 
 
 def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
@@ -151,24 +176,48 @@ def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
         rec.received_at = job.received_at
         return rec, None
     except Exception as exc:  # a parser bug must not lose the message: keep it, marked
-        log.exception("parsing inbound %s failed", job.inbound_id)
+        # The type only at ERROR: a parser's exception text can quote the evidence. The whole
+        # error is kept with the message (inbound.error); the traceback is for DEBUG.
+        log.error("parsing inbound %s failed: %s", job.inbound_id, type(exc).__name__,
+                  extra={"door": door_of(job.peer, job.channel)})
+        log.debug("the parser's failure in full", exc_info=True)
         return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
 def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Inbound, ToParse] | None:
-    """A stored message still waiting to be filed, detached from its session; None if filed."""
-    with unit_of_work(engine) as s:
-        inbound = repo.get_inbound(s, inbound_id=inbound_id)
+    """A stored message still waiting to be filed, detached from its session; None if filed.
+
+    On SQLite the raw copy is read through the blob interface: a plain SELECT has SQLite build
+    the whole value in its own memory before Python copies it, twice the message at once."""
+    sqlite = engine.dialect.name == "sqlite"
+    with unit_of_work(engine, read_only=True) as s:
+        if sqlite:
+            inbound = s.get(Inbound, inbound_id, options=[defer(Inbound.raw)])  # type: ignore[arg-type]
+        else:
+            inbound = repo.get_inbound(s, inbound_id=inbound_id)
         if inbound is None or inbound.state != "received":
             return None
+        if sqlite:
+            set_committed_value(inbound, "raw", _read_raw(s, inbound_id))
         s.expunge(inbound)
     assert inbound.id is not None
     return inbound, ToParse(inbound.id, inbound.channel, inbound.raw, inbound.received_at, inbound.envelope_from,
-                            settings.reference_prefix)
+                            settings.reference_prefix, peer=inbound.peer, helo=inbound.helo)
+
+
+def _read_raw(s: Session, inbound_id: int) -> bytes:
+    """inbound.raw of one row, read straight into one bytes object (SQLite's blob reader)."""
+    dbapi = s.connection().connection.driver_connection
+    try:
+        with dbapi.blobopen("inbound", "raw", inbound_id, readonly=True) as blob:  # type: ignore[union-attr]
+            return bytes(blob.read())
+    except (AttributeError, Exception):  # noqa: BLE001 - an SQLite without blobs: the plain way
+        return bytes(s.scalar(select(col(Inbound.raw)).where(col(Inbound.id) == inbound_id)) or b"")
 
 
 def file_parsed(
-    engine: Engine, settings: Settings, inbound: Inbound, rec: EvidenceRecord | None, error: str | None
+    engine: Engine, settings: Settings, inbound: Inbound, rec: EvidenceRecord | None, error: str | None,
+    authenticity: dict[str, Any] | None = None,
 ) -> Filed | None:
     """Files a parsed message in one transaction; None when another process filed it first."""
     with unit_of_work(engine) as s:
@@ -177,7 +226,20 @@ def file_parsed(
             return None
         if rec is None:
             rec = _fallback_record(inbound)
+        if authenticity is not None:
+            rec.authenticity = authenticity
         return _file(s, settings, inbound, rec, error)
+
+
+def check_sender(settings: Settings, job: ToParse) -> dict[str, Any] | None:
+    """SPF, DKIM and DMARC for an e-mail (bot.sender_check); None for a Slack submission.
+    Outside any transaction, like parsing: its DNS look-ups take up to a few seconds."""
+    if job.channel == "slack":
+        return None
+    from bot import sender_check  # not at the top: the CLI's other commands need no DNS libraries
+
+    return sender_check.checker_for(settings).check(job.raw, peer=job.peer, helo=job.helo,
+                                                    envelope_from=job.envelope_from)
 
 
 def _fallback_record(inbound: Inbound) -> EvidenceRecord:
@@ -193,16 +255,88 @@ def _fallback_record(inbound: Inbound) -> EvidenceRecord:
 
 def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> Filed | None:
     """Parses one stored message and files it, in this thread (the CLI; the service uses a worker
-    process, see bot.processor). Parsing happens outside any transaction."""
+    process, see bot.processor). Parsing happens outside any transaction, and the raw copy is let
+    go before filing (parse_received)."""
+    parsed = parse_received(engine, settings, inbound_id=inbound_id)
+    if parsed is None:
+        return None
+    filed = file_batch(engine, settings, [parsed])
+    return filed[0] if filed else None
+
+
+@dataclass
+class Parsed:
+    """A stored message parsed and checked, ready to file; its raw copy no longer in memory."""
+
+    inbound: Inbound
+    rec: EvidenceRecord | None
+    error: str | None
+    authenticity: dict[str, Any] | None
+    campaign_keys: campaigns.Keys | None = None  # worked out before filing (campaigns.keys_for)
+
+
+def parse_received(engine: Engine, settings: Settings, *, inbound_id: int) -> Parsed | None:
+    """Loads, parses and checks one waiting message outside any transaction; None if filed.
+
+    The raw copy is read here and let go as soon as the parse is done (a batch holds one raw
+    message at a time, however many it files)."""
     loaded = load_received(engine, settings, inbound_id=inbound_id)
     if loaded is None:
         return None
     inbound, job = loaded
     rec, error = parse_stored(job)
-    return file_parsed(engine, settings, inbound, rec, error)
+    auth = check_sender(settings, job)
+    # Detached, so nothing writes it back: only this copy's reference to the bytes goes.
+    set_committed_value(inbound, "raw", b"")
+    keys = None
+    if rec is not None and rec.kind == Kind.EVIDENCE:
+        try:
+            keys = campaigns.keys_for(rec.body)
+        except Exception:  # noqa: BLE001 - worked out again while filing, where a failure counts
+            keys = None
+    return Parsed(inbound, rec, error, auth, keys)
 
 
-def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None) -> Filed:
+def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> list[Filed]:
+    """Files parsed messages in ONE transaction (one commit, one fsync for all); reference numbers
+    still come from the counter inside it, in order. If that transaction fails, each is filed in
+    a transaction of its own, so one bad message cannot keep the others out."""
+    if not parsed:
+        return []
+    try:
+        with unit_of_work(engine) as s:
+            done = []
+            for p in parsed:
+                assert p.inbound.id is not None
+                state = "failed" if p.error else "processed"
+                if not repo.claim_inbound(s, inbound_id=p.inbound.id, state=state, error=p.error):
+                    continue  # another process filed it first
+                rec = p.rec if p.rec is not None else _fallback_record(p.inbound)
+                if p.authenticity is not None:
+                    rec.authenticity = p.authenticity
+                done.append(_file(s, settings, p.inbound, rec, p.error, p.campaign_keys))
+            return done
+    except Exception:
+        if len(parsed) == 1:
+            raise
+        log.warning("filing a batch of %d messages failed; filing them one by one", len(parsed), exc_info=True)
+    out = []
+    for p in parsed:
+        res = file_parsed(engine, settings, p.inbound, p.rec, p.error, p.authenticity)
+        if res is not None:
+            out.append(res)
+    return out
+
+
+def file_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> list[Filed]:
+    """Parses the waiting messages one after another (outside any transaction) and files them
+    together (file_batch); the ones already filed are skipped."""
+    parsed = [p for i in inbound_ids if (p := parse_received(engine, settings, inbound_id=i)) is not None]
+    return file_batch(engine, settings, parsed)
+
+
+def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None,
+          campaign_keys: campaigns.Keys | None = None) -> Filed:
     assert inbound.id is not None
     if rec.kind == Kind.FOLLOW_UP and rec.in_reply_to_reference:
         parent = repo.get_submission(s, reference=rec.in_reply_to_reference)
@@ -224,7 +358,7 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
             withdraw.from_followup(s, settings, parent, fu, thread_ids=rec.thread_ids)
             _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")
             finding.refresh(s, submission_id=parent.id)  # the follow-up's text and attachments become findable
-            return Filed(inbound.id, "follow_up", parent.reference)
+            return Filed(inbound.id, "follow_up", parent.reference, door_of(inbound.peer, inbound.channel))
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
     sub = submission_from_record(rec)
     sub.inbound_id = inbound.id
@@ -244,18 +378,32 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
     repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
     if rec.kind != Kind.AUTOMATIC:
         finding.refresh(s, submission_id=sub.id or 0)  # search index and corroboration keys
+        # A campaign member is acknowledged like any record, but shows only on its campaign's card.
+        joined = campaigns.match(s, sub, precomputed=campaign_keys)
         if inbound.channel == "slack":
             _enqueue_slack_receipt(s, settings, sub)
         else:
             _enqueue_ack(s, settings, sub, inbound, rec)
-        enqueue_summary(s, sub)
-    return Filed(inbound.id, str(rec.kind), sub.reference)
+        if joined is None:
+            enqueue_summary(s, sub, files=bool(rec.attachments) or len(rec.body or "") > LONG_TEXT)
+        else:
+            campaigns.enqueue_card_update(s, first_id=joined.first_id)
+    return Filed(inbound.id, str(rec.kind), sub.reference, door_of(inbound.peer, inbound.channel))
 
 
-def enqueue_summary(s: Session, sub: Submission) -> None:
-    """Every new evidence record, whatever its door, gets one summary in the review channel."""
+# Evidence longer than this may not fit the "Read in full" modal (100 blocks of 3,000 characters,
+# 120,000 in all, after escaping): the files item then decides whether the text goes up as a file.
+LONG_TEXT = 20_000
+
+
+def enqueue_summary(s: Session, sub: Submission, *, files: bool = False) -> None:
+    """Every new evidence record, whatever its door, gets one summary in the review channel;
+    with `files`, its attachments (and a text too long to read in a modal) follow in the thread."""
     enqueue(s, key=f"{SLACK_SUMMARY}:{sub.reference}", kind=SLACK_SUMMARY, payload={"reference": sub.reference},
             submission_id=sub.id)
+    if files:
+        enqueue(s, key=f"{SLACK_FILES}:{sub.reference}", kind=SLACK_FILES, payload={"reference": sub.reference},
+                submission_id=sub.id)
 
 
 def _after_followup(s: Session, parent: Submission, fu: FollowUp, *, actor: str) -> None:
@@ -275,12 +423,16 @@ def _after_followup(s: Session, parent: Submission, fu: FollowUp, *, actor: str)
 def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbound, rec: EvidenceRecord) -> None:
     to = acks.recipient(rec, inbound.envelope_from)
     why_not = acks.why_not_acknowledge(rec, inbound.envelope_from, to)
+    if why_not is None and (rec.authenticity or {}).get("verdict") == "failed":
+        # The From address is forged: a receipt would go to the person being impersonated.
+        why_not = "the sender failed the authenticity check"
     if why_not is None and to is not None:
         sent = repo.count_recent_outbox(s, kind=acks.KIND, recipient=to, since=timedelta(hours=1))
         if sent >= settings.acks_per_sender_per_hour:
             why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
     if why_not is not None or to is None:
-        log.info("%s: no acknowledgement (%s)", sub.reference, why_not)
+        log.info("%s: no acknowledgement (%s)", sub.reference, why_not,
+                 extra={"reference": sub.reference, "door": door_of(inbound.peer, inbound.channel)})
         return
     payload = acks.build(settings, sub, to=to, original_message_id=rec.message_id)
     enqueue(s, key=f"ack:{sub.reference}", kind=acks.KIND, payload=payload, submission_id=sub.id, recipient=to)
@@ -310,24 +462,61 @@ _WORKER_ENGINES: dict[str, Engine] = {}
 def process_in_worker(settings: Settings, inbound_id: int) -> Filed | None:
     """process_inbound, run inside the parser's worker process with an engine of its own there:
     parsing and filing then cost the service's process (and its GIL) nothing."""
+    return process_inbound(_worker_engine(settings), settings, inbound_id=inbound_id)
+
+
+def _worker_engine(settings: Settings) -> Engine:
     from storage.db import make_engine
 
     engine = _WORKER_ENGINES.get(settings.database_url)
     if engine is None:
         engine = _WORKER_ENGINES[settings.database_url] = make_engine(settings.database_url)
-    return process_inbound(engine, settings, inbound_id=inbound_id)
+        if engine.dialect.name == "sqlite":
+            from sqlalchemy import event
+
+            @event.listens_for(engine, "connect")
+            def _small_cache(dbapi_conn: Any, _rec: Any) -> None:
+                # A big message's pages pass through the page cache on their way in and out (the
+                # blob read, the state UPDATE that rewrites the row): a small cache keeps the
+                # worker's memory near one copy of the message. The worker's queries are few.
+                dbapi_conn.execute("PRAGMA cache_size=-512")
+    return engine
 
 
-def process_pending(engine: Engine, settings: Settings, *, limit: int = 50) -> list[Filed]:
-    """Files every stored message still waiting (after a crash, or new), oldest first."""
+def parse_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[Parsed]:
+    """parse_received for each, in a worker process (the import's pool): the raw copies are read
+    there from the database; what comes back is the parsed record, not the bytes."""
+    engine = _worker_engine(settings)
+    return [p for i in inbound_ids if (p := parse_received(engine, settings, inbound_id=i)) is not None]
+
+
+def file_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[Filed]:
+    """file_many inside a worker process (the service's parser, the import's pool): each message
+    is read from the database there, so no raw copy is ever pickled across."""
+    return file_many(_worker_engine(settings), settings, inbound_ids)
+
+
+FILE_BATCH = 50  # messages per filing transaction (import, process_pending)
+
+
+def process_pending(engine: Engine, settings: Settings, *, limit: int = 50, batch: int = FILE_BATCH) -> list[Filed]:
+    """Files stored messages still waiting (after a crash, or new), oldest first, `batch` per
+    filing transaction."""
     with unit_of_work(engine) as s:
         ids = repo.pending_inbound_ids(s, limit=limit)
     done = []
-    for i in ids:
-        res = process_inbound(engine, settings, inbound_id=i)
-        if res is not None:
-            done.append(res)
+    for k in range(0, len(ids), batch):
+        done.extend(file_many(engine, settings, ids[k : k + batch]))
     return done
+
+
+def store_many(engine: Engine, drafts: Sequence[InboundDraft]) -> list[tuple[int, bool]]:
+    """Stores drafts in one transaction, one multi-row INSERT (the import; the doors' group commit
+    does the same); (id, created) per draft, in order."""
+    if not drafts:
+        return []
+    with engine.begin() as conn:
+        return repo.FastInboundInsert(conn.dialect)(conn, drafts)
 
 
 def store_now(engine: Engine, d: InboundDraft) -> tuple[int, bool]:

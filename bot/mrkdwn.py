@@ -32,3 +32,28 @@ def cut(text: str, limit: int, marker: str = "…") -> str:
 def safe(text: str | None, limit: int) -> str:
     """Escaped, then cut: the limit applies to what Slack counts, the escaped text."""
     return cut(escape(text), limit)
+
+
+def split(text: str, limit: int) -> list[str]:
+    """Escaped text in pieces of at most `limit` characters, broken at a paragraph, a line or a
+    word where one is near, never inside an escape like `&amp;`: a long text shown in full."""
+    rest = escape(text).strip()
+    pieces: list[str] = []
+    while len(rest) > limit:
+        head = rest[:limit]
+        cut_at = -1
+        for sep in ("\n\n", "\n", " "):
+            i = head.rfind(sep)
+            if i > limit * 0.5:
+                cut_at = i
+                break
+        if cut_at == -1:
+            cut_at = limit
+            amp = head.rfind("&")
+            if amp != -1 and ";" not in head[amp:]:
+                cut_at = amp
+        pieces.append(rest[:cut_at].rstrip())
+        rest = rest[cut_at:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces

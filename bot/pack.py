@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from bot import redact
+from bot import campaigns, redact
 from bot.convert import record_from_submission
 from bot.parsing.fields import prose_of
 from bot.record import JSON_KEYS, AttachmentInfo, EvidenceRecord, Status
@@ -141,6 +141,20 @@ class PackRecord:
     attachments: list[PackAttachment]
     followups: list[PackFollowUp]
     body_kind: str
+    campaign: PackCampaign | None = None
+
+
+@dataclass
+class PackCampaign:
+    """A campaign, shown once: how many of its submissions this pack holds, and the names of the
+    contributors who agreed to be named; the others are counted, never named."""
+
+    count: int
+    named: list[str]
+
+    @property
+    def unnamed(self) -> int:
+        return self.count - len(self.named)
 
 
 @dataclass
@@ -171,10 +185,13 @@ class Pack:
     @property
     def counts(self) -> dict[str, int]:
         recs = self.records
+        # Submissions, not entries: a campaign is printed once but counts every member.
+        total = sum(r.campaign.count if r.campaign else 1 for r in recs)
+        named = sum(len(r.campaign.named) if r.campaign else r.contributor is not None for r in recs)
         return {
-            "records": len(recs),
-            "named": sum(r.contributor is not None for r in recs),
-            "anonymous": sum(r.contributor is None for r in recs),
+            "records": total,
+            "named": named,
+            "anonymous": total - named,
             "late": sum(r.late for r in recs),
             "not_for_publication": sum(r.not_for_publication for r in recs),
             "attachments": sum(len(r.attachments) for r in recs),
@@ -268,6 +285,9 @@ def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()
         for a in rec.attachments
     ]
     # A Slack user ID identifies its owner as surely as an address: it goes like the address.
+    # So does an anonymous contributor's From domain (their employer): only the verdict stays.
+    if rec.authenticity is not None and hidden:
+        changes["authenticity"] = {**rec.authenticity, "from_domain": None}
     return replace(rec, submitter_name=None if hidden else _display_name(rec.submitter_name), submitter_email=None,
                    submitter_slack_id=None, message_id=None, **changes)
 
@@ -332,6 +352,13 @@ def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[Follo
     )
 
 
+def _as_campaign(entry: PackRecord, group: Sequence[Submission]) -> PackRecord:
+    named = [n for x in group if x.publication == "named" and (n := _display_name(x.submitter_name))]
+    campaign = PackCampaign(count=len(group), named=named)
+    heading = f"Campaign: {len(group)} near-identical submissions ({entry.reference})"
+    return replace(entry, campaign=campaign, heading=heading)
+
+
 def _order(sub: Submission) -> tuple[bool, int, int]:
     return (sub.ref_no is None, sub.ref_no or 0, sub.id or 0)
 
@@ -364,11 +391,22 @@ def collect(
         # Anonymous contributors' full names (only full names: a first name shared with someone
         # else is not theirs) are scrubbed from every record, not only their own.
         elsewhere = redact.name_patterns([x.submitter_name for x in subs if x.publication != "named"], parts=False)
+        camp = campaigns.info(s, subs)
+        groups: dict[int, list[Submission]] = {}
+        for x in subs:
+            if x.campaign_id is not None:
+                groups.setdefault(x.campaign_id, []).append(x)
         wrapped: Iterable[Submission] = progress(subs, len(subs)) if progress else subs
         records = []
         for sub in wrapped:
-            rec = record_from_submission(sub, atts.get(sub.id or 0, []))
-            records.append(_pack_record(sub, rec, followups.get(sub.id or 0, []), elsewhere))
+            group = groups.get(sub.campaign_id) if sub.campaign_id is not None else None
+            if group and len(group) > 1 and sub is not group[0]:
+                continue  # a campaign is shown once, as its earliest submission in the pack
+            rec = record_from_submission(sub, atts.get(sub.id or 0, []), camp.get(sub.id or 0))
+            entry = _pack_record(sub, rec, followups.get(sub.id or 0, []), elsewhere)
+            if group and len(group) > 1:
+                entry = _as_campaign(entry, group)
+            records.append(entry)
     pack = Pack(inquiry_title=settings.inquiry_title, generated=generated or date.today(), status=status,
                 include_unpublished=include_unpublished, records=records)
     when = [r.record.received_at for r in records if r.record.received_at]
@@ -424,6 +462,9 @@ def render_csv(pack: Pack) -> str:
         d.pop("attachments")
         d["attachment_names"] = "; ".join(a.name for a in r.attachments)
         d["public_body_kind"] = r.body_kind
+        d["authenticity"] = (d["authenticity"] or {}).get("verdict")  # one word per cell: verified, failed…
+        # The campaign's first reference: a spreadsheet groups and counts by it.
+        d["campaign"] = (d["campaign"] or {}).get("id")
         w.writerow({k: _csv_safe(v) for k, v in d.items()})
     return buf.getvalue()
 

@@ -47,11 +47,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot import finding
-from bot.intake import SLACK_THREAD, SLACK_UPDATE
+from bot.intake import SLACK_FILES, SLACK_FILES_DELETE, SLACK_THREAD, SLACK_UPDATE
 from bot.record import Status
 from storage import repo
 from storage.db import unit_of_work
-from storage.models import Attachment, Audit, FollowUp, Inbound, OutboxItem, Submission
+from storage.models import Attachment, Audit, CampaignBand, FollowUp, Inbound, OutboxItem, Submission
 from storage.outbox import enqueue
 
 ERASED = "[erased]"
@@ -258,6 +258,13 @@ def _erase(s: Session, who: Subject) -> Erased:
             enqueue(s, key=f"{SLACK_UPDATE}:{posted.reference}:erase:{now.timestamp():.0f}", kind=SLACK_UPDATE,
                     payload={"reference": posted.reference}, submission_id=posted.id)
             _rewrite_thread_replies(s, posted, now)
+        if posted is not None and posted.reference:
+            # Files uploaded into the thread are originals, with the person's data in them: they go.
+            # The delete names the upload, and waits for it if it is still under way.
+            upload_key = f"{SLACK_FILES}:{posted.reference}"
+            if repo.outbox_outcome(s, key=upload_key)[0] is not None:
+                enqueue(s, key=f"{SLACK_FILES_DELETE}:{posted.reference}:{now.timestamp():.0f}",
+                        kind=SLACK_FILES_DELETE, submission_id=posted.id, payload={"of": upload_key})
     _refresh_search(s, done.records)
     return done
 
@@ -411,6 +418,7 @@ def _purge(s: Session, cutoff: datetime, statuses: Sequence[str]) -> Purged:
         done.outbox += _count(s.execute(delete(OutboxItem).where(col(OutboxItem.submission_id).in_(chunk))))
         done.audit += _count(s.execute(delete(Audit).where(col(Audit.submission_id).in_(chunk))))
         done.followups += _count(s.execute(delete(FollowUp).where(col(FollowUp.submission_id).in_(chunk))))
+        s.execute(delete(CampaignBand).where(col(CampaignBand.submission_id).in_(chunk)))
         # Dependent rows kept by other features (the search index) go by their own ON DELETE rules.
         s.execute(delete(Submission).where(col(Submission.id).in_(chunk)))
         if raw:

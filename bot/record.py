@@ -90,6 +90,12 @@ class EvidenceRecord:
     decided_at: datetime | None = None
     decision_reason: str | None = None
     submitter_slack_id: str | None = None
+    # Who really sent it (bot.authenticity.assess): SPF, DKIM, DMARC, From domain and verdict;
+    # None for Slack submissions and for mail filed before the check existed.
+    authenticity: dict[str, Any] | None = None
+    # The campaign of near-identical submissions this one belongs to (bot.campaigns):
+    # {"id": the first record's reference, "size": how many}; None when it stands alone.
+    campaign: dict[str, Any] | None = None
     # Not part of the JSON contract: what the parser learnt that the workflow needs.
     in_reply_to_reference: str | None = None
     thread_ids: list[str] = field(default_factory=list)  # the Message-IDs In-Reply-To and References name
@@ -127,6 +133,8 @@ class EvidenceRecord:
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
             "decision_reason": self.decision_reason,
             "submitter_slack_id": self.submitter_slack_id,
+            "authenticity": dict(self.authenticity) if self.authenticity is not None else None,
+            "campaign": dict(self.campaign) if self.campaign is not None else None,
         }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from bot.metrics import NO_METRICS, Metrics
 from bot.review import Reviewers
 from bot.settings import Settings
 
@@ -63,3 +64,4 @@ class Services:
     settings: Settings
     reviewers: ReviewerDirectory
     wake_outbox: Callable[[], None] = field(default=lambda: None)
+    metrics: Metrics = NO_METRICS  # the Service's counters (bot.metrics): Slack submissions, decisions

@@ -6,7 +6,7 @@ from datetime import date
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -40,6 +40,10 @@ class Settings(BaseSettings):
         validation_alias="EVIDENCE_INQUIRY_TITLE",
     )
     log_level: str = Field("INFO", validation_alias="EVIDENCE_LOG_LEVEL")
+    # "json": one JSON object per line (time, level, logger, message, reference, door) for a log shipper.
+    log_format: Literal["text", "json"] = Field("text", validation_alias="EVIDENCE_LOG_FORMAT")
+    # When set, GET /metrics wants "Authorization: Bearer <token>" (bot.metrics).
+    metrics_token: str | None = Field(None, validation_alias="EVIDENCE_METRICS_TOKEN")
     inquiry_deadline: date | None = Field(None, validation_alias="EVIDENCE_INQUIRY_DEADLINE")
     retry_base_seconds: float = Field(30.0, gt=0, validation_alias="EVIDENCE_RETRY_BASE_SECONDS")
     # The web side: Slack's HTTP endpoint (/slack/events) and /healthz.
@@ -51,6 +55,9 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
     review_channel: str | None = Field(None, validation_alias="EVIDENCE_REVIEW_CHANNEL")
     reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="EVIDENCE_REVIEWERS")
+    slack_attachment_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, validation_alias="EVIDENCE_SLACK_ATTACHMENT_MAX_BYTES"
+    )
     # The SMTP door cannot be held shut by one client (handlers.smtp): per-client caps, shorter
     # idle time under stress, a message rate. Trusted clients (your relay) are exempt.
     smtp_max_connections_per_client: int = Field(
@@ -74,6 +81,15 @@ class Settings(BaseSettings):
     imap_oauth2_token_command: str | None = Field(None, validation_alias="EVIDENCE_IMAP_OAUTH2_TOKEN_COMMAND")
     imap_done_folder: str = Field("Processed", min_length=1, validation_alias="EVIDENCE_IMAP_DONE_FOLDER")
     imap_poll_seconds: float = Field(60.0, gt=0, validation_alias="EVIDENCE_IMAP_POLL_SECONDS")
+    # Who really sent it (bot.sender_check): the resolvers for SPF/DKIM/DMARC look-ups, as
+    # (ip, port) pairs (empty: the system's), and the authserv-ids whose Authentication-Results
+    # headers are believed instead of checking again (Microsoft 365, Gmail, your relay).
+    dns_servers: Annotated[list[tuple[str, int]], NoDecode] = Field(
+        default_factory=list, validation_alias="EVIDENCE_DNS_SERVERS"
+    )
+    trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="EVIDENCE_TRUSTED_AUTHSERV_IDS"
+    )
 
     @field_validator("evidence_addresses", mode="before")
     @classmethod
@@ -113,6 +129,26 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"{a!r} is not an IP address or network such as 192.0.2.0/24") from None
             return nets
+        return v
+
+    @field_validator("dns_servers", mode="before")
+    @classmethod
+    def _split_dns_servers(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [a.strip() for a in v.split(",") if a.strip()]
+        if isinstance(v, list):
+            return [_dns_server(a) if isinstance(a, str) else a for a in v]
+        return v
+
+    @field_validator("trusted_authserv_ids", mode="before")
+    @classmethod
+    def _split_authserv_ids(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [a.strip().lower() for a in v.split(",") if a.strip()]
+        if isinstance(v, list):
+            for a in v:
+                if not isinstance(a, str) or not a or any(c.isspace() or c in ";()" for c in a):
+                    raise ValueError(f"{a!r} is not an authserv-id such as mx.example.org")
         return v
 
     @field_validator("imap_url")
@@ -195,6 +231,24 @@ class Settings(BaseSettings):
             raise ConfigError("EVIDENCE_IMAP_URL needs EVIDENCE_IMAP_PASSWORD or EVIDENCE_IMAP_OAUTH2_TOKEN_COMMAND")
         if self.imap_password and self.imap_oauth2_token_command:
             raise ConfigError("set EVIDENCE_IMAP_PASSWORD or EVIDENCE_IMAP_OAUTH2_TOKEN_COMMAND, not both")
+
+
+def _dns_server(text: str) -> tuple[str, int]:
+    """"192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or "[2001:db8::53]:5353" -> (ip, port)."""
+    host, port = text, "53"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else ("" if rest else "53")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ip = ip_address(host)
+        n = int(port)
+        if not 0 < n < 65536:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{text!r} is not a resolver address such as 192.0.2.53 or 192.0.2.53:5353") from None
+    return str(ip), n
 
 
 def load_settings() -> Settings:

@@ -19,13 +19,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
-from bot import delivery, mrkdwn
+from bot import campaigns, delivery, mrkdwn
 from bot.convert import record_from_submission
 from bot.corroboration import corroborating
 from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE, THREAD_POSTED
 from bot.record import EvidenceRecord
 from bot.settings import Settings
 from handlers.slack.blocks import summary_blocks
+from handlers.slack.campaign_card import campaign_blocks
 from storage import repo
 from storage.db import unit_of_work
 from storage.models import FollowUp, Submission
@@ -51,10 +52,14 @@ class SlackPerformer:
         self._last_post: dict[str, float] = {}
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._also: dict[int, list[str]] = {}  # submission id -> references corroborating it
+        self._cards: dict[int, campaigns.Card] = {}  # a campaign's first record id -> its card's figures
+        self._parents: dict[int, tuple[str | None, str | None]] = {}  # member id -> its campaign card
 
     def performers(self) -> dict[str, Any]:
+        from bot.slack_files import SlackFiles  # it builds on this class
+
         return {SLACK_SUMMARY: self.summary, SLACK_UPDATE: self.update, SLACK_THREAD: self.thread,
-                SLACK_DM: self.dm}
+                SLACK_DM: self.dm, **SlackFiles(self).performers()}
 
     # -- Slack calls ------------------------------------------------------------------------------
     async def _call(self, pace_key: str, method: str, /, **kwargs: Any) -> dict[str, Any]:
@@ -106,13 +111,21 @@ class SlackPerformer:
             atts = repo.attachments_of(s, submission_ids=[sub.id])[sub.id]
             # Read with the record, so the summary built from it (see _blocks) is just as fresh.
             self._also[sub.id] = corroborating(s, submission_id=sub.id)
+            if (card := campaigns.card(s, sub)) is not None:
+                self._cards[sub.id] = card
+            if campaigns.is_member(sub):  # its own card goes in its campaign card's thread
+                first = repo.get_submission(s, submission_id=sub.campaign_id)
+                self._parents[sub.id] = (first.review_channel, first.review_ts) if first else (None, None)
+            camp = campaigns.info(s, [sub]).get(sub.id)
             s.expunge(sub)
-            return sub, record_from_submission(sub, atts)
+            return sub, record_from_submission(sub, atts, camp)
 
     def _blocks(self, sub: Submission, rec: EvidenceRecord) -> tuple[str, list[dict[str, Any]]]:
         when = f"{sub.decided_at:%d %b %Y %H:%M} UTC" if sub.decided_at else None
-        return summary_blocks(rec, slack_user_id=sub.slack_user_id, decided_by=sub.decided_by, decided_at=when,
-                              reason=sub.decision_reason, corroborated_by=self._also.pop(sub.id or 0, []))
+        kw: dict[str, Any] = {"slack_user_id": sub.slack_user_id, "decided_by": sub.decided_by, "decided_at": when,
+                              "reason": sub.decision_reason, "corroborated_by": self._also.pop(sub.id or 0, [])}
+        card = self._cards.pop(sub.id or 0, None)
+        return campaign_blocks(rec, card, **kw) if card is not None else summary_blocks(rec, **kw)
 
     # -- performers -------------------------------------------------------------------------------
     async def summary(self, item: Claimed) -> str:
@@ -120,11 +133,17 @@ class SlackPerformer:
         if sub.review_ts:
             return f"already posted as {sub.review_ts}"
         channel = self.settings.review_channel or ""
+        thread: dict[str, str] = {}
+        if sub.id in self._parents:  # a campaign member, opened on demand: in the campaign card's thread
+            parent_channel, parent_ts = self._parents.pop(sub.id)
+            if not (parent_channel and parent_ts):
+                raise delivery.TemporaryFailure("the campaign's card is not posted yet")
+            channel, thread = parent_channel, {"thread_ts": parent_ts}
         ts = await self._find_posted(channel, item.key) if item.resumed else None
         if ts is None:
             text, blocks = self._blocks(sub, rec)
             data = await self._call(channel, "chat_postMessage", channel=channel, text=text, blocks=blocks,
-                                    unfurl_links=False, unfurl_media=False,
+                                    unfurl_links=False, unfurl_media=False, **thread,
                                     metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
             ts = str(data["ts"])
             channel = str(data.get("channel") or channel)
@@ -138,7 +157,10 @@ class SlackPerformer:
 
     async def update(self, item: Claimed) -> str:
         sub, rec = await asyncio.to_thread(self._load, item.payload["reference"])
+        self._parents.pop(sub.id or 0, None)
         if not (sub.review_ts and sub.review_channel):
+            if campaigns.is_member(sub):
+                return "no card of its own: the campaign's card shows it"
             raise delivery.TemporaryFailure("the summary is not posted yet")
         text, blocks = self._blocks(sub, rec)
         await self._call(sub.review_channel, "chat_update", channel=sub.review_channel, ts=sub.review_ts,
@@ -165,11 +187,18 @@ class SlackPerformer:
 
     async def thread(self, item: Claimed) -> str:
         sub, rec = await asyncio.to_thread(self._load, item.payload["reference"])
+        about = ""
+        if not sub.review_ts and sub.id in self._parents:
+            # A campaign member with no card of its own: its follow-ups go under the campaign's card.
+            sub.review_channel, sub.review_ts = self._parents[sub.id]
+            about = f" about {sub.reference}"
+        self._parents.pop(sub.id or 0, None)
         if not (sub.review_ts and sub.review_channel):
             raise delivery.TemporaryFailure("the summary is not posted yet")
         fu = await asyncio.to_thread(self._load_followup, int(item.payload["followup_id"]))
         who = "the submitter" if rec.confidential else (fu.sender_name or fu.sender_email or "the submitter")
-        text = mrkdwn.cut(f"Follow-up from {mrkdwn.escape(who)}:\n{mrkdwn.escape(fu.body or '(empty)')}", 3000)
+        text = mrkdwn.cut(f"Follow-up{about} from {mrkdwn.escape(who)}:\n{mrkdwn.escape(fu.body or '(empty)')}",
+                          3000)
         if item.payload.get("rewrite_of"):
             # Erasure: the reply already in the thread is rewritten from the scrubbed follow-up.
             ts = await asyncio.to_thread(self._posted_ts, str(item.payload["rewrite_of"]))

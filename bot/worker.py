@@ -21,13 +21,24 @@ log = logging.getLogger(__name__)
 Performer = Callable[[outbox.Claimed], Awaitable[str]]
 
 
+def _context(item: outbox.Claimed) -> dict[str, str | None]:
+    """The log's reference key: what an item's payload names (receipts, Slack posts)."""
+    ref = item.payload.get("reference")
+    if ref is None:  # e-mails carry the reference in their subject: "[EV-000042] …"
+        subject = str(item.payload.get("subject") or "")
+        ref = subject[1:subject.find("]")] if subject.startswith("[") and "]" in subject else None
+    return {"reference": ref}
+
+
 class OutboxWorker:
     """Claims due items, performs them, records the result. Safe to run in several processes."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, *, poll: float = 1.0, performers: dict[str, Performer] | None = None
+        self, engine: Engine, settings: Settings, *, poll: float = 1.0, performers: dict[str, Performer] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_failure = on_failure or (lambda kind: None)  # bot.metrics: failed attempts by kind
         self.settings = settings
         self.poll = poll
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -64,11 +75,13 @@ class OutboxWorker:
             try:
                 result = await self._performers[item.kind](item)
             except delivery.PermanentFailure as e:
-                log.warning("outbox %s (%s) failed for good: %s", item.id, item.key, e)
+                self.on_failure(item.kind)
+                log.warning("outbox %s (%s) failed for good: %s", item.id, item.key, e, extra=_context(item))
                 await asyncio.to_thread(outbox.mark_failed, self.engine, item=item, worker=self.worker_id,
                                         error=str(e), permanent=True, base=self.settings.retry_base_seconds)
             except Exception as e:  # temporary: network, relay 4xx, anything unexpected
-                log.warning("outbox %s (%s) will be retried: %s", item.id, item.key, e)
+                self.on_failure(item.kind)
+                log.warning("outbox %s (%s) will be retried: %s", item.id, item.key, e, extra=_context(item))
                 await asyncio.to_thread(outbox.mark_failed, self.engine, item=item, worker=self.worker_id,
                                         error=str(e), base=self.settings.retry_base_seconds)
             else:

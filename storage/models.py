@@ -28,6 +28,7 @@ class Inbound(SQLModel, table=True):
     envelope_from: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     envelope_to: str = Field(default="", sa_column=Column(Text, nullable=False))
     peer: str | None = Field(default=None, max_length=128)
+    helo: str | None = Field(default=None, max_length=255)  # the SMTP client's HELO/EHLO name (SPF)
     size: int = 0
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: datetime = Field(default_factory=utcnow, index=True)
@@ -82,10 +83,27 @@ class Submission(SQLModel, table=True):
     # whether it arrived after the inquiry's deadline.
     publication: str = Field(default="named", max_length=24)
     late: bool = False
+    # Who really sent it (bot.authenticity): the record's `authenticity` as JSON text; None for Slack.
+    authenticity: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # Normalised public body and supplier (bot.corroboration), so records about the same contract
     # find each other with an index lookup; set whenever the record is filed or edited.
     body_key: str | None = Field(default=None, max_length=255)
     supplier_key: str | None = Field(default=None, max_length=255)
+    # Campaigns (bot.campaigns): the first record's id on every record of a campaign, that one's
+    # included; NULL for a record that is not (yet) one of many. `campaign_size` is kept on the
+    # first record only, counted up in the transaction that files each member.
+    campaign_id: int | None = Field(default=None, index=True)
+    campaign_size: int | None = None
+
+
+class CampaignBand(SQLModel, table=True):
+    """The MinHash band keys of a record that may start a campaign (bot.similarity), so a new
+    record finds its near-identical candidates by index lookups instead of comparing with all."""
+
+    __tablename__ = "campaign_band"
+
+    band_key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    submission_id: int = Field(foreign_key="submission.id", primary_key=True, index=True)
 
 
 class Attachment(SQLModel, table=True):

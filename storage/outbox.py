@@ -37,6 +37,10 @@ class Claimed:
     # True when an earlier attempt may have had its effect (it timed out, or its worker died
     # holding the lease): a performer that can look for that effect should, before redoing it.
     resumed: bool = False
+    # What an earlier attempt of a many-step effect noted on its way (note_progress), so a retry
+    # can check each step that may have happened instead of repeating it.
+    progress: str | None = None
+    worker: str = ""  # who holds the lease: a performer noting progress writes as this worker
 
 
 def enqueue(
@@ -100,7 +104,7 @@ def claim_due(
         rows = s.exec(select(OutboxItem).where(col(OutboxItem.id).in_(ids)).order_by(col(OutboxItem.id))).all()
         return [
             Claimed(r.id or 0, r.key, r.kind, r.submission_id, r.recipient, json.loads(r.payload), r.attempts,
-                    resumed=was.get(r.id) == "sending" or r.attempts > 0)
+                    resumed=was.get(r.id) == "sending" or r.attempts > 0, progress=r.result, worker=worker)
             for r in rows
         ]
 
@@ -127,6 +131,19 @@ def renew(engine: Engine, *, item_id: int, worker: str, lease: timedelta = timed
             .where(col(OutboxItem.id) == item_id, col(OutboxItem.locked_by) == worker,
                    col(OutboxItem.status) == "sending", col(OutboxItem.locked_until) > utcnow())
             .values(locked_until=utcnow() + lease)
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def note_progress(engine: Engine, *, item_id: int, worker: str, progress: str) -> bool:
+    """Keeps a step of a many-step effect (in `result`, until the item is done) before the next
+    step that could make it visible; False if the lease was lost."""
+    with unit_of_work(engine) as s:
+        res = s.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == item_id, col(OutboxItem.locked_by) == worker,
+                   col(OutboxItem.status) == "sending")
+            .values(result=progress)
         )
         return bool(res.rowcount)  # type: ignore[attr-defined]
 

@@ -32,6 +32,7 @@ class InboundDraft:
     peer: str | None = None
     channel: str = "email"
     received_at: datetime | None = None
+    helo: str | None = None
 
 
 def _insert_ignore(session: Session, table: type, values: dict, conflict: str) -> int | None:
@@ -54,6 +55,7 @@ def insert_inbound(session: Session, *, draft: InboundDraft) -> tuple[int, bool]
             "envelope_from": draft.envelope_from,
             "envelope_to": ",".join(draft.envelope_to),
             "peer": draft.peer,
+            "helo": draft.helo,
             "size": len(draft.raw),
             "raw": draft.raw,
             "received_at": draft.received_at or utcnow(),
@@ -81,7 +83,7 @@ class FastInboundInsert:
     RETURNING, which SQLite (3.35+) and PostgreSQL both understand.
     """
 
-    COLUMNS = ("channel", "dedupe_key", "message_id", "envelope_from", "envelope_to", "peer", "size", "raw",
+    COLUMNS = ("channel", "dedupe_key", "message_id", "envelope_from", "envelope_to", "peer", "helo", "size", "raw",
                "received_at", "state")
 
     def __init__(self, dialect: Dialect) -> None:
@@ -133,7 +135,8 @@ class FastInboundInsert:
         params: list[object] = []
         for d in first.values():
             params += [d.channel, d.dedupe_key, d.message_id, d.envelope_from, ",".join(d.envelope_to), d.peer,
-                       len(d.raw), self.blob(d.raw), self.when(d.received_at) if d.received_at else now, "received"]
+                       d.helo, len(d.raw), self.blob(d.raw), self.when(d.received_at) if d.received_at else now,
+                       "received"]
         sql = self.head + ", ".join([self.row] * len(first)) + self.tail
         created = {k: int(i) for k, i in (yield sql, tuple(params)) or ()}
         ids = dict(created)
@@ -267,9 +270,12 @@ def outbox_outcome(session: Session, *, key: str) -> tuple[str | None, str | Non
 
 
 def count_recent_outbox(session: Session, *, kind: str, recipient: str, since: timedelta) -> int:
+    """Items of `kind` for `recipient` created within `since`. Recipients are stored in lower case
+    (bot.acks.recipient), so the comparison uses the recipient index: lower() of the column could
+    not, and each filing then scanned every acknowledgement ever queued (quadratic in an import)."""
     stmt = select(func.count()).select_from(OutboxItem).where(
         OutboxItem.kind == kind,
-        func.lower(OutboxItem.recipient) == recipient.lower(),
+        OutboxItem.recipient == recipient.lower(),
         col(OutboxItem.created_at) >= utcnow() - since,
     )
     return int(session.exec(stmt).one())

@@ -92,7 +92,7 @@ class HoldingSink(Sink):
 class ServeProcess:
     """`python -m bot serve` in its own process group, stderr kept in a file."""
 
-    def __init__(self, db_url: str, relay_url: str, log: Path) -> None:
+    def __init__(self, db_url: str, relay_url: str, log: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log = log
         env = {
@@ -105,6 +105,8 @@ class ServeProcess:
             "EVIDENCE_ADDRESSES": "evidence@localhost",
             "EVIDENCE_ACKS_PER_SENDER_PER_HOUR": "1000",
             "EVIDENCE_LOG_LEVEL": "INFO",
+            "PORT": "0",  # the web side on a port of its own: two workers' serves must not meet on 3000
+            **(extra_env or {}),
         }
         with open(log, "ab") as err:
             err.write(f"----- serve on port {self.port} -----\n".encode())

@@ -23,7 +23,8 @@ def _with_headers(*lines: str, date: str | None = None) -> bytes:
 
 def test_the_topmost_received_header_wins() -> None:
     raw = _with_headers(
-        "Received: from mx.example.org (mx.example.org [192.0.2.1])\r\n\tby mail.assoc.org.uk; Tue, 9 Sep 2026 10:15:00 +0100",
+        "Received: from mx.example.org (mx.example.org [192.0.2.1])\r\n"
+        "\tby mail.assoc.org.uk; Tue, 9 Sep 2026 10:15:00 +0100",
         "Received: from laptop by mx.example.org; Mon, 8 Sep 2026 23:59:00 +0000",
         date="Mon, 1 Sep 2026 08:00:00 +0000",
     )

@@ -219,6 +219,115 @@ EXPECTED: dict[str, dict[str, Any]] = {
         has=["transferred to a trust in 2025"],
         lacks=["iVBOR", "cid:"],
     ),
+    # -- free prose (issue 11) --------------------------------------------------------------------
+    # Outcome said in words, the strongest statement winning over incidental ones.
+    "25_prose_quiet_success.eml": dict(
+        fields=dict(outcome=Outcome.SUCCESS, supplier="Zellis",
+                    public_body="Tameside Metropolitan Borough Council"),
+        has=["single\npoint of failure", "it was a quiet success"],
+        lacks=["Dear reviewers", "Kind regards", "Denise Holt"],
+    ),
+    "26_prose_results_mixed.eml": dict(
+        fields=dict(outcome=Outcome.MIXED, public_body="Swale Borough Council", supplier="Civica"),
+        has=["The results were mixed."],
+        lacks=["Hi all", "Thanks,", "Mike"],
+    ),
+    "27_prose_back_to_paper.eml": dict(
+        fields=dict(outcome=Outcome.FAILURE, public_body="Hull University Teaching Hospitals NHS Trust"),
+        has=["went back to paper rotas", "calls it a success story"],
+        lacks=["Good evening", "Best wishes", "Sam"],
+    ),
+    "28_prose_headline_not_a_success.eml": dict(
+        fields=dict(outcome=Outcome.FAILURE, public_body="Birmingham City Council", supplier="Oracle",
+                    title="Not a success: the Oracle rollout in Birmingham"),
+        has=["its own success measures", "£19m"],
+        lacks=["&pound;"],
+    ),
+    # Money in words, wrapped across lines, in GBP, or with a figure broken at a comma.
+    "29_money_wrapped_worth.eml": dict(
+        fields=dict(contract_value_gbp=30_000_000, savings_gbp=450_000, supplier="Amey",
+                    public_body="Lancashire County Council", outcome=Outcome.FAILURE),
+        has=["worth\n£30m"],
+        lacks=[],
+    ),
+    "30_money_in_words.eml": dict(
+        fields=dict(contract_value_gbp=30_000_000, savings_gbp=500_000, supplier="Mitie"),
+        has=["thirty million pounds", "half a million pounds a year"],
+        lacks=[],
+    ),
+    "31_money_split_figures.eml": dict(
+        fields=dict(contract_value_gbp=3_250_000, savings_gbp=1_200_000, public_body="Cardiff Council",
+                    supplier="Mears"),
+        has=["GBP 3.25\nmillion", "£1,200,\n000"],
+        lacks=[],
+    ),
+    # The public body named only in the subject line.
+    "32_subject_only_kent_cc.eml": dict(
+        fields=dict(public_body="Kent County Council", title="Kent CC home care", outcome=Outcome.FAILURE),
+        has=["It has been a disaster."],
+        lacks=[],
+    ),
+    "33_subject_only_moj.eml": dict(
+        fields=dict(public_body="MoJ", supplier="G4S", outcome=Outcome.FAILURE,
+                    title="the MoJ tagging contract"),
+        has=["Passing this on", "tagging people who were dead"],
+        lacks=[],
+    ),
+    "34_subject_only_nhs_lothian.eml": dict(
+        fields=dict(public_body="NHS Lothian", supplier="ISS", outcome=Outcome.FAILURE),
+        has=["It was not a success."],
+        lacks=["Hello,"],
+    ),
+    # Greetings and sign-offs are not evidence.
+    "35_greeting_dear_reviewers.eml": dict(
+        fields=dict(public_body="Suffolk County Council", outcome=Outcome.SUCCESS),
+        has=["employee-owned mutual"],
+        lacks=["Dear reviewers", "Best wishes", "Anne-Marie Doyle", "Branch secretary"],
+    ),
+    "36_greeting_hi_all_inline.eml": dict(
+        fields=dict(public_body="Leeds City Council", supplier="Biffa"),
+        has=["Our bin collections in Leeds CC went to Biffa"],
+        lacks=["Hi all", "Thanks, Raj"],
+    ),
+    "37_greeting_to_whom.eml": dict(
+        fields=dict(outcome=Outcome.FAILURE),
+        has=["I am a kidney patient.", "It was a failure from the first week."],
+        lacks=["To whom it may concern", "Thank you for your time", "Yours faithfully", "Okonkwo"],
+    ),
+    # Follow-ups: which record each is for (the CLI's `reference` is checked in test_parse_prose.py).
+    "38_follow_up_correction.eml": dict(
+        fields=dict(kind=Kind.FOLLOW_UP, in_reply_to_reference="EV-000107",
+                    title="Thank you for your evidence"),
+        has=["worth £30m in total, not per year"],
+        lacks=["wrote:", "Your reference is"],
+    ),
+    "39_follow_up_outlook_references.eml": dict(
+        fields=dict(kind=Kind.FOLLOW_UP, in_reply_to_reference="EV-000311"),
+        has=["cabinet papers for March 2026"],
+        lacks=["-----Original Message-----", "Sent: 12 April"],
+    ),
+    "40_follow_up_withdraw.eml": dict(
+        fields=dict(kind=Kind.FOLLOW_UP, in_reply_to_reference="EV-000058", title="EV-000058 received"),
+        has=["hold off using what I sent"],
+        lacks=[],
+    ),
+    # Public bodies by short forms and names without a type word, from the gazetteer.
+    "41_gazetteer_lb_barnet.eml": dict(
+        fields=dict(public_body="London Borough of Barnet", supplier="Capita", contract_value_gbp=320_000_000,
+                    outcome=Outcome.FAILURE),
+        has=["LB Barnet handed"],
+        lacks=[],
+    ),
+    "42_gazetteer_stockport_mbc.eml": dict(
+        fields=dict(public_body="Stockport Metropolitan Borough Council", outcome=Outcome.FAILURE),
+        has=["Stockport MBC let parking enforcement to NSL."],
+        lacks=["Sent from my iPhone"],
+    ),
+    "43_gazetteer_glasgow_board.eml": dict(
+        fields=dict(public_body="NHS Greater Glasgow and Clyde"),
+        has=["under a PFI deal"],
+        lacks=[],
+    ),
 }
 
 

@@ -57,22 +57,13 @@ def extract_text(
 ) -> tuple[str | None, str | None]:
     """(text, warning) for one attachment; (None, None) for kinds that have no text (images...)."""
     ctype = (content_type or "").split(";", 1)[0].strip().lower()
-    ext = _ext(filename)
     name = filename or ctype or "attachment"
     try:
-        sniffed_pdf = ctype == "application/octet-stream" and data[:5] == b"%PDF-"
-        if ctype in PDF_TYPES or ext == ".pdf" or sniffed_pdf:
-            kind = "pdf"
-        elif ctype == DOCX_TYPE or ext == ".docx":
-            kind = "docx"
-        elif ctype in TEXT_TYPES or ext in TEXT_EXTS:
-            kind = "text"
-        elif ctype in HTML_TYPES or ext in (".htm", ".html"):
-            kind = "html"
-        else:
+        kind = text_kind(content_type, filename, data[:8])
+        if kind is None:
             return None, None
         if len(data) > limits.max_bytes:
-            return None, f"{name}: {len(data)} bytes, over the {limits.max_bytes}-byte limit; text not read"
+            return None, over_limit(name, len(data), limits)
         if kind == "pdf":
             return _pdf(data, name, limits)
         if kind == "docx":
@@ -83,6 +74,26 @@ def extract_text(
         return _truncate(text, name, limits)
     except Exception as exc:  # noqa: BLE001 - one bad attachment must not lose the message
         return None, f"{name}: could not extract text ({type(exc).__name__})"
+
+
+def text_kind(content_type: str, filename: str | None, head: bytes) -> str | None:
+    """pdf, docx, text or html: how an attachment's text is read; None for kinds without text.
+    `head`: the first bytes of the data (an octet-stream that starts like a PDF is one)."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    ext = _ext(filename)
+    if ctype in PDF_TYPES or ext == ".pdf" or (ctype == "application/octet-stream" and head[:5] == b"%PDF-"):
+        return "pdf"
+    if ctype == DOCX_TYPE or ext == ".docx":
+        return "docx"
+    if ctype in TEXT_TYPES or ext in TEXT_EXTS:
+        return "text"
+    if ctype in HTML_TYPES or ext in (".htm", ".html"):
+        return "html"
+    return None
+
+
+def over_limit(name: str, size: int, limits: Limits) -> str:
+    return f"{name}: {size} bytes, over the {limits.max_bytes}-byte limit; text not read"
 
 
 def _truncate(

@@ -12,7 +12,10 @@ Public bodies are found in three ways, and a full name always beats a set of ini
   "Cyngor Sir Ynys Môn", "City and County of Swansea", "Department for Work and Pensions",
   "Ministry of Justice";
 * fixed names ("Home Office", "NHS England", "HM Revenue and Customs"...) and initials (HMRC, DWP,
-  MoJ, DVLA, HMPPS, TfL, GMCA...).
+  MoJ, DVLA, HMPPS, TfL, GMCA...);
+* the gazetteer (`bot.parsing.gazetteer`): about a thousand official names and their short forms
+  ("Kent CC", "LB Barnet", "NHS Lothian"), which need no type word to be found; a short form
+  comes back as the official name.
 
 Leading sentence words ("The", "In", "Last", month names...) are trimmed off a capitalised run, and
 a run with nothing left but the type word ("The Council said") is rejected.
@@ -26,7 +29,11 @@ that overlaps a public body is not a supplier.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
+
+from bot.parsing.gazetteer import find_listed_bodies
+from bot.parsing.scan import finditer_at, upper_positions, word_starts
 
 # Upper-case letters that can start a British or Welsh proper name (Ŵ and Ŷ are Welsh).
 _UP = "A-ZÀ-ÖØ-ÞŴŶŸ"
@@ -270,6 +277,62 @@ _GENERIC_WORDS = frozenset(
 _BODY_WORDS = re.compile(r"\b(?:Council|NHS|Police|Department|Ministry|Authority|Trust|Board|Cyngor)\b")
 
 
+# -- where each pattern can start (bot.parsing.scan) ----------------------------------------------------
+# Every pattern above but _INTRODUCED_RE starts with a capital letter; each is tried only at the
+# capitals of the text whose first two characters can begin one of its names.
+
+
+def _firsts(names: list[str]) -> frozenset[str]:
+    return frozenset(n[:2] for n in names)
+
+
+_FIRSTS: dict[re.Pattern[str], frozenset[str] | None] = {
+    _PREFIXED_BODY: _firsts(["London", "Royal", "Metropolitan", "City", "Cyngor", "Bwrdd"]),
+    _FIXED_BODY: _firsts(_FIXED_BODIES),
+    _GENERIC_DEPARTMENT: _firsts(["Department", "Ministry"]),
+    _INITIALS_RE: _firsts(_INITIALS),
+    _KNOWN_RE: _firsts(KNOWN_SUPPLIERS),
+    _COMPANY_RE: None,
+}
+# A suffixed body ends in a type word: its first word somewhere after the start, and nothing but
+# name characters (letters, spaces, "&", apostrophes, hyphens) in between.
+_TYPE_FIRST = re.compile("|".join(sorted({re.escape(t.split()[0]) for t in _TYPES}, key=len, reverse=True)))
+_NOT_IN_NAME = re.compile(r"[^\w\s'’&-]")
+_INTRODUCED_STARTS = re.compile(word_starts([
+    "outsourc", "contracted", r"awarded(?=\s+to)", r"new(?=\s+(?:supplier|contractor|provider))",
+    r"the(?=\s+(?:supplier|contractor|provider))", "supplier", "contractor", "provider", r"provided(?=\s+by)",
+    r"run(?=\s+by)", r"operated(?=\s+by)", r"delivered(?=\s+by)", r"managed(?=\s+by)",
+    r"transferred(?=\s+to)", r"handed(?=\s+to)", r"won(?=\s+by)", r"contract(?=\s+with)",
+    r"partnership(?=\s+with)",
+]))
+# Every _COMPANY_RE name ends in one of these words.
+_COMPANY_WORD = re.compile("Ltd|Limited|plc|PLC|Plc|LLP|Inc|Group|Services|Solutions|Partnership|Holdings|Consulting"
+                           "|Outsourcing")
+
+
+def _at(regex: re.Pattern[str], text: str, caps: list[int]) -> list[re.Match[str]]:
+    """regex.finditer(text), tried only where one of its names can start."""
+    firsts = _FIRSTS.get(regex)
+    positions = caps if firsts is None else [p for p in caps if text[p : p + 2] in firsts]
+    return list(finditer_at(regex, text, positions))
+
+
+def _suffixed(text: str, caps: list[int]) -> list[re.Match[str]]:
+    types = [m.start() for m in _TYPE_FIRST.finditer(text)]
+    if not types:
+        return []
+    breaks = [m.start() for m in _NOT_IN_NAME.finditer(text)]
+    positions = []
+    for p in caps:
+        i = bisect_left(types, p)
+        if i == len(types):
+            break
+        b = bisect_left(breaks, p)
+        if b == len(breaks) or breaks[b] > types[i]:
+            positions.append(p)
+    return list(finditer_at(_SUFFIXED_BODY, text, positions))
+
+
 @dataclass(frozen=True)
 class Found:
     """A name found in a text, with its place (so callers can avoid overlaps)."""
@@ -314,8 +377,10 @@ def _strip_supplier_tail(text: str) -> str:
 
 def find_public_bodies(text: str) -> list[Found]:
     """All public bodies named in `text`, in order of appearance, overlaps resolved to the longest."""
-    found: list[Found] = []
-    for m in _SUFFIXED_BODY.finditer(text):
+    # Listed names first: on a tie with a pattern match the list's official name wins ("Kent CC").
+    found = [Found(h.start, h.end, h.name, initials=h.initials) for h in find_listed_bodies(text)]
+    caps = upper_positions(text)
+    for m in _suffixed(text, caps):
         prefix_text, start = _trim_leading(m.group(0), m.start())
         prefix_text, start = _strip_supplier_head(prefix_text, start)
         type_start = m.start("type")
@@ -323,11 +388,11 @@ def find_public_bodies(text: str) -> list[Found]:
             continue  # only the type word is left: "The Council said", "Our County Council"
         found.append(Found(start, m.end(), text[start : m.end()]))
     for regex in (_PREFIXED_BODY, _FIXED_BODY, _GENERIC_DEPARTMENT):
-        for m in regex.finditer(text):
+        for m in _at(regex, text, caps):
             # The greedy name swallows a possessive ("London Borough of Barnet's"); give it back.
             name = re.sub(r"['’]s$", "", _strip_supplier_tail(m.group(0)))
             found.append(Found(m.start(), m.start() + len(name), name))
-    for m in _INITIALS_RE.finditer(text):
+    for m in _at(_INITIALS_RE, text, caps):
         found.append(Found(m.start(), m.end(), m.group(0), initials=True))
     return _resolve(found)
 
@@ -356,9 +421,11 @@ def find_suppliers(text: str, bodies: list[Found] | None = None) -> list[Found]:
         bodies = find_public_bodies(text)
     body_names = {b.text for b in bodies}
     found: list[Found] = []
-    for m in _KNOWN_RE.finditer(text):
+    caps = upper_positions(text)
+    for m in _at(_KNOWN_RE, text, caps):
         found.append(Found(m.start(), m.end(), m.group(0)))
-    for m in _COMPANY_RE.finditer(text):
+    companies = _at(_COMPANY_RE, text, caps) if _COMPANY_WORD.search(text) else []
+    for m in companies:
         name, start = _trim_leading(m.group("name").strip(), m.start("name"))
         if not name or name in _LEADING_STOP:
             continue
@@ -366,7 +433,7 @@ def find_suppliers(text: str, bodies: list[Found] | None = None) -> list[Found]:
         if not re.match(_LEGAL, m.group("word")) and all(w in _GENERIC_WORDS for w in words):
             continue
         found.append(Found(start, m.end(), text[start : m.end()]))
-    for m in _INTRODUCED_RE.finditer(text):
+    for m in finditer_at(_INTRODUCED_RE, text, (m.start() for m in _INTRODUCED_STARTS.finditer(text))):
         name, start = _trim_leading(m.group("name"), m.start("name"))
         if not name or name.split()[0] in _LEADING_STOP:
             continue

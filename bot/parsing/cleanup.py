@@ -35,10 +35,20 @@ _SENT_FROM = re.compile(
     re.IGNORECASE,
 )
 _SIGN_OFF = re.compile(
-    r"^\s*(kind(est)? regards|best regards|warm(est)? regards|regards|best wishes|many thanks|thanks( again)?"
-    r"|thank you|cheers|yours sincerely|yours faithfully|yours truly|all the best|best|with thanks"
-    r"|with best wishes|sincerely)\s*[,.!]?\s*$",
-    re.IGNORECASE,
+    r"^\s*(?i:kind(?:est)?\s+regards|best\s+regards|warm(?:est)?\s+regards|regards|best\s+wishes|many\s+thanks"
+    r"|thanks(?:\s+again|\s+so\s+much|\s+very\s+much|\s+in\s+advance)?|thank\s+you(?:\s+again|\s+so\s+much)?"
+    r"|cheers|yours\s+sincerely|yours\s+faithfully|yours\s+truly|yours|all\s+the\s+best|best|with\s+thanks"
+    r"|with\s+best\s+wishes|sincerely|take\s+care|respectfully|speak\s+soon|many\s+thanks\s+in\s+advance)"
+    # The name may follow on the same line: "Thanks, Jane", "Kind regards – Tom Hughes".
+    r"(?:\s*[,.!]?\s*(?:[-–—]\s*)?[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3})?\s*[,.!]?\s*$"
+)
+# "Thank you for your time." / "Thanks for considering this": a closing courtesy, not evidence.
+_THANKS_LINE = re.compile(r"^\s*(?:many\s+)?(?:thanks|thank\s+you)\s+(?:for|in)\b.{0,60}[.!]?\s*$", re.IGNORECASE)
+# A greeting opening the mail: "Dear reviewers,", "Hi all", "To whom it may concern:".
+_GREETING = re.compile(
+    r"^\s*(?:(?i:dear|hi|hello|hey|hiya|greetings|morning|good\s+(?:morning|afternoon|evening|day))\b"
+    r"(?:\s+[\w.'’/&-]+){0,5}?\s*(?P<end>[,!:;—–-]|$)"
+    r"|(?i:to\s+whom\s+it\s+may\s+concern)\s*(?P<end2>[,:.!]|$))"
 )
 _DISCLAIMER = re.compile(
     r"this (e-?mail|message|communication)(,)? (and|including) any (files|attachments)"
@@ -168,7 +178,28 @@ def _clean_reply(lines: list[str]) -> list[str]:
         lines = before if any(line.strip() for line in before) else lines[attribution_end:]
     lines = [line for line in lines if not _QUOTED.match(line)]
     lines = _drop_disclaimers(lines)
-    return _drop_signature_noise(lines, sign_off=True)
+    return _drop_greeting(_drop_signature_noise(lines, sign_off=True))
+
+
+def _drop_greeting(lines: list[str]) -> list[str]:
+    """Removes "Dear reviewers," (a line of its own, or the start of the first line) from the top.
+
+    A greeting that is all the text there is stays, rather than leave nothing.
+    """
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    if len(nonblank) < 1:
+        return lines
+    first = nonblank[0]
+    m = _GREETING.match(lines[first])
+    if not m:
+        return lines
+    rest = lines[first][m.end():].strip()
+    if not rest:
+        return lines if len(nonblank) == 1 else lines[first + 1:]
+    if m.group("end") == "," or m.group("end2") == ",":
+        # "Hi all, the council let the contract in 2019..." keeps what follows the greeting.
+        return [*lines[:first], rest[:1].upper() + rest[1:], *lines[first + 1:]]
+    return lines
 
 
 def _find_quote_start(lines: list[str]) -> tuple[int, int] | None:
@@ -189,13 +220,24 @@ def _find_quote_start(lines: list[str]) -> tuple[int, int] | None:
     return None
 
 
+# Every disclaimer phrase above holds one of these (in lower case): a paragraph with none is
+# not searched at all, which is most of them.
+_DISCLAIMER_WORDS = ("this e", "this m", "this c", "the information", "if you", "views", "please consider",
+                     "print", "monitored", "recorded")
+
+
+def _is_disclaimer(text: str) -> bool:
+    low = text.lower()
+    return any(w in low for w in _DISCLAIMER_WORDS) and _DISCLAIMER.search(text) is not None
+
+
 def _drop_disclaimers(lines: list[str]) -> list[str]:
     out: list[str] = []
     para: list[str] = []
 
     def flush() -> None:
         text = " ".join(line.strip() for line in para)
-        if not (_DISCLAIMER.search(text) and len(text) < 3000):
+        if not (len(text) < 3000 and _is_disclaimer(text)):
             out.extend(para)
         para.clear()
 
@@ -227,7 +269,7 @@ def _drop_sign_off(lines: list[str]) -> list[str]:
     """Removes "Kind regards,\\nName\\nJob title..." at the very end, when nothing evidential follows."""
     nonblank = [i for i, line in enumerate(lines) if line.strip()]
     for i in reversed(nonblank[-10:]):
-        if not _SIGN_OFF.match(lines[i]):
+        if not (_SIGN_OFF.match(lines[i]) or (len(lines[i]) <= 80 and _THANKS_LINE.match(lines[i]))):
             continue
         if i == nonblank[0]:
             return lines  # the sign-off is all there is: keep it rather than return nothing
@@ -235,9 +277,21 @@ def _drop_sign_off(lines: list[str]) -> list[str]:
         if len(tail) <= 8 and all(len(x.strip()) <= 100 for x in tail) and not any(
             _EVIDENCE_KEY.match(x) for x in tail
         ):
-            return lines[:i]
+            return _drop_courtesies(lines[:i])
         return lines
     return lines
+
+
+def _drop_courtesies(lines: list[str]) -> list[str]:
+    """After a sign-off is cut, the "Thank you for your time." just above it goes too."""
+    while True:
+        nonblank = [i for i, line in enumerate(lines) if line.strip()]
+        if len(nonblank) < 2:
+            return lines
+        last = lines[nonblank[-1]]
+        if not ((len(last) <= 80 and _THANKS_LINE.match(last)) or _SIGN_OFF.match(last)):
+            return lines
+        lines = lines[: nonblank[-1]]
 
 
 def _tidy(lines: list[str]) -> str:

@@ -13,6 +13,7 @@ import email
 import hashlib
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from email import policy
@@ -20,10 +21,11 @@ from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
 
 from bot.parsing import fields as fields_mod
-from bot.parsing.attachments import DEFAULT_LIMITS, Limits, decode_text, extract_text
+from bot.parsing.attachments import DEFAULT_LIMITS, Limits, decode_text, extract_text, over_limit, text_kind
 from bot.parsing.classify import automatic_reason, follow_up_reference, header_text
 from bot.parsing.cleanup import clean_body
 from bot.parsing.html import html_to_text
+from bot.parsing.lean import STUB_HEADER, Stub, lean
 from bot.parsing.text import join_paragraphs
 from bot.record import SUMMARY_MAX, AttachmentInfo, Channel, EvidenceRecord, Kind, Outcome
 
@@ -51,6 +53,7 @@ _FORWARD_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(fwd?|fw|wg|tr)\s*:", re.I
 _REPLY_SUBJECT = re.compile(
     r"^\s*(?:\[[^\]]*\]\s*)?(re|aw|sv|vs|antw|rv|r)\s*(?:\[\d+\])?\s*:", re.IGNORECASE
 )
+_STUBS: ContextVar[dict[str, Stub]] = ContextVar("stubs", default={})  # noqa: B039 - never mutated
 _FIELD_NAMES = ("project", "public_body", "supplier", "service_area", "contract_value_gbp", "savings_gbp",
                 "period", "declared_interests")
 
@@ -84,8 +87,22 @@ def parse_email(
 def _fill(record: EvidenceRecord, raw: bytes, prefix: str, envelope_from: str | None, limits: Limits) -> None:
     if not isinstance(raw, bytes | bytearray | memoryview):
         raw = str(raw).encode("utf-8", "replace")
+    # A big message's big attachments are taken out first (bot.parsing.lean): the e-mail parser
+    # would otherwise hold each several times over.
+    slim = lean(bytes(raw))
+    if slim is not None:
+        token = _STUBS.set(slim.stubs)
+        try:
+            _fill_parsed(record, email.message_from_bytes(slim.raw, policy=policy.compat32), prefix, envelope_from,
+                         limits)
+        finally:
+            _STUBS.reset(token)
+        return
     # compat32 keeps going on malformed headers where policy.default can raise on access.
-    msg = email.message_from_bytes(bytes(raw), policy=policy.compat32)
+    _fill_parsed(record, email.message_from_bytes(bytes(raw), policy=policy.compat32), prefix, envelope_from, limits)
+
+
+def _fill_parsed(record: EvidenceRecord, msg: Message, prefix: str, envelope_from: str | None, limits: Limits) -> None:
     if msg.defects:
         names = sorted({type(d).__name__ for d in msg.defects})
         record.parse_warnings.append("MIME defects: " + ", ".join(names))
@@ -338,7 +355,34 @@ def _contains_type(part: Message, ctype: str) -> bool:
         return False
 
 
+def _stubbed(part: Message, ctype: str, filename: str | None, parsed: _Parsed, limits: Limits) -> bool:
+    """A body that bot.parsing.lean took out: listed from its stub, its data decoded only if its
+    text is to be read. False if `part` is not a stub."""
+    name = part.get(STUB_HEADER)
+    stub = _STUBS.get().get(str(name)) if name is not None else None
+    if stub is None:
+        return False
+    text = warning = None
+    if text_kind(ctype, filename, stub.head) is not None:
+        if stub.size > limits.max_bytes:
+            warning = over_limit(filename or ctype or "attachment", stub.size, limits)
+        else:
+            try:
+                charset = part.get_content_charset()
+            except Exception:  # noqa: BLE001
+                charset = None
+            text, warning = extract_text(stub.data(), content_type=ctype, filename=filename, limits=limits,
+                                         charset=charset)
+    if warning:
+        parsed.warnings.append(warning)
+    parsed.attachments.append(AttachmentInfo(filename=filename, content_type=ctype, size=stub.size,
+                                             sha256=stub.sha256, text=text))
+    return True
+
+
 def _attachment(part: Message, ctype: str, filename: str | None, parsed: _Parsed, limits: Limits) -> None:
+    if _stubbed(part, ctype, filename, parsed, limits):
+        return
     data = _payload_bytes(part, parsed)
     try:
         charset = part.get_content_charset()
@@ -413,7 +457,7 @@ def normalise_text(text: str) -> str:
 
 def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
     try:
-        found = fields_mod.extract_fields(body)
+        found = fields_mod.extract_fields(body, subject=title)
     except Exception as exc:  # noqa: BLE001 - a field-extractor bug must not lose the message
         record.parse_warnings.append(f"field extraction failed: {type(exc).__name__}")
         record.summary = _fallback_summary(body) or title or None

@@ -28,10 +28,12 @@ unassigned), outcome (phrase scoring with simple negation), period, service area
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
-from bot.parsing.bodies import find_public_bodies, find_suppliers
+from bot.parsing.bodies import Found, find_public_bodies, find_suppliers
 from bot.parsing.money import MoneyMatch, find_money, parse_money
+from bot.parsing.scan import Anchored, finditer_at, search_near_years, word_starts
 from bot.record import Outcome
 
 
@@ -111,8 +113,13 @@ def _clean_value(raw: str) -> str:
     return value.strip()
 
 
+_SEPARATOR_CHARS = re.compile(r"[:|\t\-–—]")  # a template line has one of these (see _SEPARATORS)
+
+
 def _template_line(line: str) -> tuple[str, str] | None:
     """(field, value) if `line` is a template line, else None."""
+    if _SEPARATOR_CHARS.search(line) is None:
+        return None
     body = _BULLET.sub("", line, count=1).strip()
     if body.startswith("|"):
         body = body.strip("|").strip()
@@ -159,110 +166,243 @@ def _value_or_none(value: str | None) -> str | None:
 
 # ---------------------------------------------------------------------------------------------
 # Outcome
+#
+# Evaluative phrases are found with ONE combined pattern (each alternative a named group that
+# says its side and weight), sentence by sentence over at most MAX_PROSE characters. A phrase
+# counts for more where the writer is giving a verdict: in the subject or a headline, or in a
+# sentence that evaluates the project itself ("the contract was...", "Overall,...", "In short,...").
+# So "the project was a failure" outweighs "a success" said of something else, and only clear
+# verdicts on both sides make a message mixed.
+
+MAX_PROSE = 20_000
 
 _NEGATORS = re.compile(
     r"\b(?:not|never|no|without|hardly|barely|failed\s+to|unable\s+to|didn't|wasn't|isn't|hasn't|"
-    r"haven't|weren't|won't|don't|doesn't|cannot|can't)\b(?:\s+[\w']+){0,2}\s*$",
+    r"haven't|weren't|won't|don't|doesn't|cannot|can't|far\s+from|anything\s+but|by\s+no\s+means|"
+    r"less\s+than|nothing\s+like|rather\s+than|instead\s+of)\b(?:\s+[\w'’]+){0,2}\s*$",
     re.IGNORECASE,
 )
-# (pattern, weight). Weight 2 is a clear verdict, 1 a hint.
-_SUCCESS_PHRASES = [
-    (r"deliver(?:ed|s|ing)?\s+(?:the\s+|real\s+|significant\s+|substantial\s+)?(?:promised\s+)?savings", 2),
-    (r"achieved\s+(?:its\s+|the\s+)?(?:savings|targets)", 2),
-    (r"exceed(?:ed|s|ing)?\s+(?:all\s+|its\s+|the\s+|every\s+)?(?:targets?|expectations)", 2),
-    (r"(?:was|been|proved|proven|is|a)\s+(?:a\s+)?(?:great\s+|real\s+|huge\s+|clear\s+)?success\b", 2),
-    (r"success\s+story", 2),
-    (
-        r"savings\b[^.;]{0,40}?\b(?:were|was|have\s+been|has\s+been)\s+"
-        r"(?:achieved|delivered|realised|realized)",
-        2,
-    ),
-    (r"(?:was|been|proved|proven|is|were|highly|very)\s+successful", 2),
-    (r"went\s+(?:very\s+|really\s+)?well", 2),
-    (r"worked\s+(?:very\s+|really\s+|extremely\s+)?well", 2),
-    (r"met\s+(?:all\s+)?(?:its\s+|the\s+|every\s+)?(?:targets|kpis|milestones)", 1),
-    (r"on\s+time\s+and\s+(?:on|within|under)\s+budget", 2),
-    (r"under\s+budget", 1),
-    (r"improv(?:ed|ement\s+in)\s+(?:performance|services?|collection\s+rates)", 1),
-    (r"performance\s+improved", 1),
-    (r"good\s+value\s+for\s+money", 1),
-    (r"satisfaction\s+(?:rose|increased|improved)", 1),
+# Someone else's claim ("the supplier hailed it as a success") is reported, not the writer's verdict.
+_REPORTED = re.compile(
+    r"\b(?:claim(?:s|ed|ing)?|call(?:s|ed|ing)?|hail(?:s|ed)|billed|touted|described|presented|promoted|branded|spun|"
+    r"insist(?:s|ed)|boast(?:s|ed)|marketed|promised|expected|supposed|meant|intended|hoped)\b"
+    r"(?:\s+[\w'’]+){0,5}\s*$",
+    re.IGNORECASE,
+)
+# Words after "a success"/"a failure" that make it something else ("a success fee").
+_NOT_VERDICT = (
+    r"(?!\s+(?:fee|fees|criteria|criterion|factors?|measures?|rates?|metrics?|payments?|bonus|demand|points?"
+    r"|modes?|to\s+\w+))"
+)
+# Up to two describing words ("a quiet success"), but never a negation, which must stay visible.
+# Mixed adjectives are excluded too, so "a qualified success" is left to the mixed phrase.
+_MIXED_ADJ = r"(?:partial(?:ly)?|qualified|limited|patchy|modest|moderate)"
+_ADJ = rf"(?:(?!(?:not|never|no|hardly|{_MIXED_ADJ})\b)[\w-]+\s+){{0,2}}?"
+# (pattern, weight, side): weight 2 is a clear verdict, 1 a hint; side s(uccess), f(ailure), m(ixed).
+# Mixed phrases come first so "a qualified success" is read whole, not as "success".
+_OUTCOME_PHRASES: list[tuple[str, int, str]] = [
+    (r"mixed\s+(?:results?|picture|success|bag|record|outcomes?|blessing|experience|fortunes)", 2, "m"),
+    (r"(?:results?|outcomes?|picture|record|performance|experience|evidence|verdict|reviews?)"
+     r"\s+(?:\w+\s+){0,3}?(?:was|were|is|are|has\s+been|have\s+been|remains?|looks?)\s+"
+     r"(?:\w+\s+)?mixed", 2, "m"),
+    (r"mixed\s+at\s+best", 2, "m"),
+    (rf"{_MIXED_ADJ}\s+success(?:ful)?", 2, "m"),
+    (r"partly\s+successful", 2, "m"),
+    (r"some\s+successes", 2, "m"),
+    (r"curate's\s+egg|curate’s\s+egg", 2, "m"),
+    (r"(?:some\s+)?(?:good|wins|gains|positives)\s+and\s+(?:some\s+)?(?:bad|losses|negatives)", 2, "m"),
+    # success
+    (r"deliver(?:ed|s|ing)?\s+(?:the\s+|real\s+|significant\s+|substantial\s+)?(?:promised\s+)?savings", 2, "s"),
+    (r"achieved\s+(?:its\s+|the\s+)?(?:savings|targets)", 2, "s"),
+    (r"exceed(?:ed|s|ing)?\s+(?:all\s+|its\s+|the\s+|every\s+|our\s+)?(?:targets?|expectations)", 2, "s"),
+    (rf"(?:was|been|proved|proven|is|a|an)\s+{_ADJ}success\b{_NOT_VERDICT}", 2, "s"),
+    (r"success\s+story", 2, "s"),
+    (r"savings\b[^.;]{0,40}?\b(?:were|was|have\s+been|has\s+been)\s+(?:achieved|delivered|realised|realized)", 2, "s"),
+    (r"(?:was|been|proved|proven|is|were|highly|very|hugely|largely|genuinely)\s+successful", 2, "s"),
+    (r"a\s+successful\s+(?:project|contract|outsourcing|partnership|transfer|service|scheme|programme)", 2, "s"),
+    (r"went\s+(?:very\s+|really\s+|remarkably\s+)?well", 2, "s"),
+    (r"worked\s+(?:very\s+|really\s+|extremely\s+|remarkably\s+)?well", 2, "s"),
+    (r"paid\s+off", 2, "s"),
+    (r"(?:would|should|could)\s+(?:happily\s+)?(?:recommend\s+it|do\s+it\s+again)", 2, "s"),
+    (r"met\s+(?:all\s+)?(?:its\s+|the\s+|every\s+)?(?:targets|kpis|milestones)", 1, "s"),
+    (r"on\s+time\s+and\s+(?:on|within|under)\s+budget", 2, "s"),
+    (r"under\s+budget", 1, "s"),
+    (r"improv(?:ed|ement\s+in)\s+(?:performance|services?|collection\s+rates)", 1, "s"),
+    (r"performance\s+improved", 1, "s"),
+    (r"good\s+value\s+for\s+money", 1, "s"),
+    (r"satisfaction\s+(?:rose|increased|improved)", 1, "s"),
+    # failure
+    (r"collaps(?:ed|e)", 2, "f"),
+    (r"terminated(?:\s+early)?", 2, "f"),
+    (r"ended\s+early", 2, "f"),
+    (r"(?:brought|bringing|taken|taking|moved|moving|came|coming)\s+"
+     r"(?:the\s+[\w\s]{1,30}?|services\s+|it\s+|them\s+)?back\s+in[-\s]?house", 2, "f"),
+    (r"insourced", 2, "f"),
+    (r"(?:went|gone|go|going|goes|reverted|returned|switched|moved)\s+back\s+to\s+"
+     r"(?:pen\s+and\s+)?(?:paper|manual|spreadsheets|the\s+old\s+(?:system|way|contract))", 2, "f"),
+    (r"revert(?:ed|ing)?\s+to\s+(?:paper|manual|the\s+old|the\s+previous|in[-\s]house)", 2, "f"),
+    (r"overspen[dt]", 2, "f"),
+    (r"over\s+budget", 2, "f"),
+    (rf"fail(?:ed|ure|ing|s)?\b{_NOT_VERDICT}", 2, "f"),
+    (r"went\s+into\s+(?:administration|liquidation|receivership)", 2, "f"),
+    (r"missed\s+(?:every|all|most|its|the|key)?\s*(?:of\s+its\s+)?targets?", 2, "f"),
+    (r"disast(?:er|rous)", 2, "f"),
+    (r"fiasco|shambles|debacle|omnishambles", 2, "f"),
+    (r"scrapped", 2, "f"),
+    (r"abandoned", 2, "f"),
+    (r"never\s+materiali[sz]ed", 2, "f"),
+    (r"did\s+not\s+deliver|didn't\s+deliver|did\s+not\s+work|didn't\s+work|never\s+worked", 2, "f"),
+    (r"(?:costly|expensive|big|huge)\s+mistake", 2, "f"),
+    (r"waste\s+of\s+(?:public\s+|taxpayers'?\s+)?money", 2, "f"),
+    (r"went\s+(?:badly\s+)?wrong", 1, "f"),
+    (r"poor\s+(?:performance|service|value)", 1, "f"),
+    (r"performance\s+(?:deteriorated|declined|worsened|fell)", 1, "f"),
+    (r"complaints\s+(?:rose|increased|soared|doubled|trebled)", 1, "f"),
+    (r"cost\s+overruns?", 1, "f"),
+    (r"backlogs?", 1, "f"),
+    (r"penalt(?:y|ies)", 1, "f"),
 ]
-_FAILURE_PHRASES = [
-    (r"collaps(?:ed|e)", 2),
-    (r"terminated(?:\s+early)?", 2),
-    (r"ended\s+early", 2),
-    (r"(?:brought|taken|moved|came)\s+(?:the\s+[\w\s]{1,30}?)?back\s+in[-\s]?house", 2),
-    (r"insourced", 2),
-    (r"overspen[dt]", 2),
-    (r"over\s+budget", 2),
-    (r"fail(?:ed|ure|ing|s)?\b", 2),
-    (r"went\s+into\s+(?:administration|liquidation|receivership)", 2),
-    (r"missed\s+(?:every|all|most|its|the|key)?\s*(?:of\s+its\s+)?targets?", 2),
-    (r"disast(?:er|rous)", 2),
-    (r"fiasco", 2),
-    (r"scrapped", 2),
-    (r"abandoned", 2),
-    (r"never\s+materiali[sz]ed", 2),
-    (r"did\s+not\s+deliver", 2),
-    (r"poor\s+(?:performance|service|value)", 1),
-    (r"performance\s+(?:deteriorated|declined|worsened|fell)", 1),
-    (r"complaints\s+(?:rose|increased|soared)", 1),
-    (r"cost\s+overruns?", 1),
-    (r"backlogs?", 1),
-    (r"penalt(?:y|ies)", 1),
-]
-_MIXED_PHRASES = [
-    r"mixed\s+(?:results?|picture|success|bag|record|outcome)",
-    r"partial(?:ly)?\s+success(?:ful)?",
-    r"partly\s+successful",
-    r"some\s+successes",
-    r"limited\s+success",
-]
-_SUCCESS_RE = [(re.compile(rf"\b{p}", re.IGNORECASE), w) for p, w in _SUCCESS_PHRASES]
-_FAILURE_RE = [(re.compile(rf"\b{p}", re.IGNORECASE), w) for p, w in _FAILURE_PHRASES]
-_MIXED_RE = re.compile(rf"\b(?:{'|'.join(_MIXED_PHRASES)})", re.IGNORECASE)
+_OUTCOME_RE = re.compile(
+    r"\b(?:" + "|".join(f"(?P<p{i}>{p})" for i, (p, _, _) in enumerate(_OUTCOME_PHRASES)) + ")",
+    re.IGNORECASE,
+)
+_PHRASE_INFO = {f"p{i}": (w, side) for i, (_, w, side) in enumerate(_OUTCOME_PHRASES)}
+# Where a phrase can start: the first word of every phrase above (or its beginning), so the big
+# pattern is tried at a few word starts instead of every position (bot.parsing.scan). Keep this
+# in step with _OUTCOME_PHRASES: a phrase whose first word is missing here is never found.
+_OUTCOME = Anchored(_OUTCOME_RE, word_starts([
+    "mix", "result", "outcome", "picture", "record", "perform", "experienc", "evidenc", "verdict", "review",
+    "partial", "partly", "qualified", "limited", "patchy", "modest", "moderate", "some", "curate", "good", "wins",
+    "gains", "positives", "deliver", "achieved", "exceed", "success", "savings", "went", "worked",
+    r"paid(?=\s+off)", *(w + r"(?=\s+(?:happily\s+)?(?:recommend|do))" for w in ("would", "should", "could")), "met",
+    r"on(?=\s+time)", r"under(?=\s+budget)", "improv", "satisfaction", "collaps", "terminated", "ended",
+    "brought", "bringing", "taken", "taking", "moved", "moving", "came", "coming", "insourced", "go", "returned",
+    "switched", "revert", r"over(?=spen|\s+budget)", "fail", "missed", "disast", "fiasco", "shambles", "debacle",
+    "omnishambles", "scrapped", "abandoned", "never", "did",
+    *(w + r"(?=\s+mistake)" for w in ("costly", "expensive", "big", "huge")),
+    r"waste(?=\s+of)", "poor", "complaints", r"cost(?=\s+overrun)", "backlog", "penalt",
+    *(w + r"(?=\s+(?:[\w-]+\s+){0,2}success)"
+      for w in ("was", "been", "proved", "proven", "is", "an", "a", "were", "highly", "very", "hugely", "largely",
+                "genuinely")),
+]))
+# A sentence that evaluates the project, or sums up: its phrases are verdicts.
+_VERDICT_FRAME = re.compile(
+    r"\b(?:overall|in\s+short|in\s+summary|to\s+sum\s+up|in\s+conclusion|all\s+in\s+all|on\s+balance"
+    r"|in\s+my\s+(?:view|opinion|experience)|(?:my|our|the)\s+verdict|bottom\s+line|looking\s+back"
+    r"|in\s+hindsight|frankly|honestly|put\s+simply|simply\s+put)\b"
+    r"|\b(?:the|this|our|their|that|its)\s+(?:whole\s+|entire\s+|new\s+)?(?:project|contract|outsourcing|scheme"
+    r"|programme|program|deal|arrangement|partnership|transfer|experiment|pilot|initiative|roll-?out|change"
+    r"|system|venture|exercise|move|switch|migration|privatisation|procurement|service)s?\b"
+    r"(?:\s+[\w'’-]+){0,6}?\s+(?:was|is|were|are|has\s+been|have\s+been|had\s+been|proved|proven"
+    r"|turned\s+out|ended(?:\s+up)?|became|remains|looks)\b"
+    r"|^\s*(?:it|this|that)\s+(?:was|has\s+been|proved|turned\s+out|is)\b",
+    re.IGNORECASE,
+)
+_SENTENCES = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+# A verdict in a headline or verdict sentence scores 2 x 2: one such on each side makes "mixed".
+_STRONG = 4
+
+
+def _clause_before(text: str, start: int) -> str:
+    window = text[max(0, start - 50) : start]
+    # "but" starts a new clause, except in "anything but", which is a negation.
+    return re.split(r"[.;:!?,]|(?<!anything )\bbut\b", window)[-1]
 
 
 def _negated(text: str, start: int) -> bool:
     """True if one of the few words before `start` (same clause) negates the phrase."""
-    window = text[max(0, start - 40) : start]
-    window = re.split(r"[.;:!?,]", window)[-1]
-    return bool(_NEGATORS.search(window))
+    return bool(_NEGATORS.search(_clause_before(text, start)))
 
 
-def _outcome_scores(text: str) -> tuple[int, int]:
-    success = failure = 0
-    spans: list[tuple[int, int]] = []
-    for regexes, positive in ((_FAILURE_RE, False), (_SUCCESS_RE, True)):
-        for regex, weight in regexes:
-            for m in regex.finditer(text):
-                # One stretch of text counts once ("failed to deliver savings" is not also a success).
-                if any(m.start() < e and m.end() > s for s, e in spans):
-                    continue
-                spans.append((m.start(), m.end()))
-                if _negated(text, m.start()):
-                    # A negated phrase counts for the other side: "was not a success", "did not fail".
-                    if positive:
-                        failure += weight
-                    else:
-                        success += weight
-                elif positive:
-                    success += weight
-                else:
-                    failure += weight
-    return success, failure
+@dataclass
+class _Tally:
+    success: int = 0
+    failure: int = 0
+    best_success: int = 0
+    best_failure: int = 0
+    best_mixed: int = 0
+
+    def add(self, side: str, weight: int) -> None:
+        if side == "m":
+            self.best_mixed = max(self.best_mixed, weight)
+        elif side == "s":
+            self.success += weight
+            self.best_success = max(self.best_success, weight)
+        else:
+            self.failure += weight
+            self.best_failure = max(self.best_failure, weight)
 
 
-def infer_outcome(text: str) -> Outcome:
-    """Outcome from prose: explicit "mixed" wording, else the balance of success and failure phrases.
+def _score_sentence(sentence: str, factor: int, tally: _Tally, starts: list[int] | None = None) -> None:
+    """`starts`: where a phrase can start in `sentence`, if the caller knows (else scanned here)."""
+    framed: bool | None = None  # whether the sentence is a verdict: looked at only if it has a phrase
+    found = _OUTCOME.finditer(sentence) if starts is None else finditer_at(_OUTCOME_RE, sentence, starts)
+    for m in found:
+        if framed is None:
+            framed = bool(_VERDICT_FRAME.search(sentence))
+            if framed:
+                factor = max(factor, 2)
+        weight, side = _PHRASE_INFO[m.lastgroup or ""]
+        before = _clause_before(sentence, m.start())
+        if _NEGATORS.search(before):
+            if side == "m":
+                continue  # "not a mixed picture" says nothing clear either way
+            # A negated phrase counts for the other side: "was not a success", "far from a failure".
+            side = "f" if side == "s" else "s"
+        if _REPORTED.search(before):
+            # Someone else's claim is a hint at most, never the writer's verdict.
+            tally.add(side, 1)
+            continue
+        tally.add(side, weight * factor)
 
-    Both sides scoring at least 2 (a clear verdict each) is mixed; otherwise the side that scores
-    twice the other wins; a near tie is mixed; less than one clear phrase (score 2) is unknown.
+
+def _headline(prose: str) -> str | None:
+    """A short first line standing alone above the text reads as a headline ("A costly failure")."""
+    first, sep, rest = prose.lstrip().partition("\n")
+    first = first.strip()
+    if sep and rest.startswith("\n") and 0 < len(first) <= 100 and not first.endswith((".", ",", ";", ":")):
+        return first
+    return None
+
+
+def infer_outcome(text: str, headline: str | None = None) -> Outcome:
+    """Outcome from prose (and the subject line, as `headline`), strongest statement first.
+
+    Phrases in the headline or in a verdict sentence score double. An explicit "mixed" at least
+    as strong as any verdict is mixed; strong verdicts on both sides are mixed; a strong verdict
+    on one side decides. Without a strong verdict the balance decides as before: both sides at
+    2 or more is mixed, a side scoring twice the other wins, less than one clear phrase is unknown.
     """
-    if _MIXED_RE.search(text):
+    text = unwrap(text[:MAX_PROSE])
+    tally = _Tally()
+    if headline:
+        _score_sentence(headline[:500], 2, tally)
+    first = _headline(text)
+    if first is not None:
+        _score_sentence(first, 2, tally)
+        text = text.lstrip()[len(first) :]
+    low = text.lower()
+    # Where a phrase can start, in one scan of the whole text: a sentence with none is skipped.
+    starts = [m.start() for m in _OUTCOME.starts.finditer(low)] if len(low) == len(text) else None
+    for m in _SENTENCES.finditer(text):
+        if starts is None:
+            _score_sentence(m.group(0), 1, tally)
+            continue
+        i, j = bisect_left(starts, m.start()), bisect_left(starts, m.end())
+        if i < j:
+            _score_sentence(m.group(0), 1, tally, [p - m.start() for p in starts[i:j]])
+    strongest = max(tally.best_success, tally.best_failure)
+    if tally.best_mixed and tally.best_mixed >= strongest:
         return Outcome.MIXED
-    success, failure = _outcome_scores(text)
+    if tally.best_success >= _STRONG and tally.best_failure >= _STRONG:
+        return Outcome.MIXED
+    if tally.best_success >= _STRONG:
+        return Outcome.SUCCESS
+    if tally.best_failure >= _STRONG:
+        return Outcome.FAILURE
+    if tally.best_mixed:
+        return Outcome.MIXED
+    success, failure = tally.success, tally.failure
     if max(success, failure) < 2:
         # A lone hint ("a backlog", "penalties") is too little to call an outcome.
         return Outcome.UNKNOWN
@@ -273,6 +413,30 @@ def infer_outcome(text: str) -> Outcome:
     if failure >= 2 * success:
         return Outcome.FAILURE
     return Outcome.MIXED
+
+
+_BULLET_START = re.compile(r"^\s*(?:[-*•·‣▪◦]\s|\d{1,2}[.)]\s|\|)")
+
+
+def unwrap(text: str) -> str:
+    """Joins lines that a mail client wrapped mid-sentence, so "worth\n£30m" reads as one phrase.
+
+    A line break is kept after sentence or heading punctuation, before a blank line, and before
+    a list item; "£1,200,\n000" is closed up without a space.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    for line in lines:
+        if out and out[-1].strip() and line.strip() and not _BULLET_START.match(line):
+            prev = out[-1].rstrip()
+            if not prev.endswith((".", "!", "?", ":", ";")):
+                if re.search(r"\d,$", prev) and re.match(r"\s*\d{3}\b", line):
+                    out[-1] = prev + line.strip()
+                else:
+                    out[-1] = prev + " " + line.strip()
+                continue
+        out.append(line)
+    return "\n".join(out)
 
 
 _OUTCOME_WORDS = [
@@ -322,7 +486,10 @@ _SAVINGS_AFTER = re.compile(
 )
 _CONTRACT_BEFORE = re.compile(
     r"(?:\bworth|\bvalued\s+at|\b(?:total\s+)?value\s+of|\bcontract\s+(?:sum|price)\s+of|\bpriced\s+at"
-    r"|\b(?:contract|deal|agreement)\s+of|\bcontract\s+(?:was|is)\s+worth)"
+    r"|\b(?:contract|deal|agreement)\s+of|\bcontract\s+(?:was|is)\s+worth"
+    # "a contract with Capita for £3.25 million", "signed the deal at £30m", "awarded £12m"
+    r"|\b(?:contract|deal|agreement|framework|tender)(?:\s+[\w'’&-]+){0,4}?\s+(?:for|at)"
+    r"|\b(?:awarded|let|signed|won)(?:\s+(?:a|the|it|them))?)"
     rf"{_QUALIFIER}\s*$",
     re.IGNORECASE,
 )
@@ -347,7 +514,11 @@ def _after(text: str, m: MoneyMatch, next_start: int) -> str:
 
 
 def classify_money(text: str) -> tuple[int | None, int | None]:
-    """(contract value, savings) from prose; the first clear one of each, unclear amounts ignored."""
+    """(contract value, savings) from prose; the first clear one of each, unclear amounts ignored.
+
+    Wrapped lines are joined first, so "worth\n£30m" reads as it was meant.
+    """
+    text = unwrap(text[:MAX_PROSE])
     found = find_money(text)
     contract: int | None = None
     savings: int | None = None
@@ -393,7 +564,7 @@ _PERIOD_DURATION = re.compile(
 def infer_period(text: str) -> str | None:
     """A period from prose, written "A to B" ("2015 to 2022", "April 2019 to March 2021") or
     "N years from Y" for "a 10-year contract starting in 2014" (we do not invent an end year)."""
-    m = _PERIOD_RANGE.search(text)
+    m = search_near_years(_PERIOD_RANGE, text)
     if m:
         if m.group("a"):
             return f"{m.group('a')} to {m.group('b')}"
@@ -404,7 +575,7 @@ def infer_period(text: str) -> str | None:
             if int(end) <= int(start[-4:]):
                 return None
         return f"{start} to {end}"
-    m = _PERIOD_DURATION.search(text)
+    m = search_near_years(_PERIOD_DURATION, text, before=200, after=10)
     if m:
         n = m.group("n").lower()
         years = int(n) if n.isdigit() else _NUMBER_WORDS[n]
@@ -489,6 +660,12 @@ _CONFIDENTIAL_REQUESTS = re.compile(
     r"(?:kept\s+|treated\s+as\s+)?(?:confidential|anonymous|anonymised|withheld)",
     re.IGNORECASE,
 )
+# Where a request can start: the first word of each alternative above (bot.parsing.scan).
+_CONFIDENTIAL = Anchored(_CONFIDENTIAL_REQUESTS, word_starts([
+    "please", r"do(?=\s+not)", "don", r"not(?=\s+to)", "wish", "want", "would", "prefer", "ask", "need", "like",
+    "remain", "keep", "treat", "hold", r"not(?=\s+for)", r"off(?=\s+the)", "submit", "send", "writ",
+    r"in(?=\s+(?:strict\s+)?confidence)", "my",
+]))
 _YES = re.compile(r"^(?:yes|y|true|please|confidential|anonymous|yes\b.*)$", re.IGNORECASE)
 _NO = re.compile(r"^(?:no|n|false|none|not\s+confidential|no\b.*|happy\s+to\s+be\s+named.*)$", re.IGNORECASE)
 
@@ -498,6 +675,32 @@ _NOT_FOR_PUBLICATION = re.compile(
     r"|\bfor\s+the\s+(?:group|committee|members)'?s?\s+eyes\s+only\b",
     re.IGNORECASE,
 )
+
+
+_NOT_PUBLISHED = Anchored(_NOT_FOR_PUBLICATION, word_starts(
+    [r"not(?=\s+for)", r"off(?=\s+the)", r"do(?=\s+not)", r"for(?=\s+the)"]))
+
+
+class _Requests:
+    """What the prose asks about publication: both patterns tried from one scan of the text."""
+
+    _starts = re.compile(_CONFIDENTIAL.starts.pattern + "|" + _NOT_PUBLISHED.starts.pattern)
+
+    def __init__(self, text: str) -> None:
+        low = text.lower()
+        if len(low) != len(text):
+            self.confidential = _CONFIDENTIAL_REQUESTS.search(text) is not None
+            self.not_published = _NOT_FOR_PUBLICATION.search(text) is not None
+            return
+        starts = [m.start() for m in self._starts.finditer(low)]
+        self.confidential = next(finditer_at(_CONFIDENTIAL_REQUESTS, text, starts), None) is not None
+        self.not_published = next(finditer_at(_NOT_FOR_PUBLICATION, text, starts), None) is not None
+
+    @property
+    def publication(self) -> str:
+        if self.not_published:
+            return "not_for_publication"
+        return "anonymous" if self.confidential else "named"
 
 
 def publication_from_value(value: str) -> str | None:
@@ -514,7 +717,7 @@ def publication_from_value(value: str) -> str | None:
 
 def publication_from_text(text: str) -> str:
     """A free-text request: "not for publication" beats "don't name me" beats the default."""
-    if _NOT_FOR_PUBLICATION.search(text):
+    if _NOT_PUBLISHED.search(text):
         return "not_for_publication"
     return "anonymous" if is_confidential_request(text) else "named"
 
@@ -524,10 +727,22 @@ def is_confidential_request(text: str) -> bool:
 
     Generic statements that something "is confidential" (e-mail disclaimers) do not count.
     """
-    return bool(_CONFIDENTIAL_REQUESTS.search(text))
+    return _CONFIDENTIAL.search(text) is not None
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _pick_body(bodies: list[Found]) -> str | None:
+    """The first full name, else the first initials."""
+    full = [b for b in bodies if not b.initials]
+    pick = full or bodies
+    return pick[0].text if pick else None
+
+
+def _pick_supplier(suppliers: list[Found], public_body: str | None) -> str | None:
+    candidates = [s for s in suppliers if s.text != public_body]
+    return candidates[0].text if candidates else None
 
 
 def prose_of(text: str) -> str:
@@ -535,10 +750,17 @@ def prose_of(text: str) -> str:
     return _split_template(text)[1]
 
 
-def extract_fields(text: str) -> Fields:
-    """All evidence fields from clean plain text; template lines first, the prose fills the gaps."""
+def extract_fields(text: str, subject: str | None = None) -> Fields:
+    """All evidence fields from clean plain text; template lines first, the prose fills the gaps.
+
+    `subject` is the message's subject line (reply and tag prefixes removed): it is read as a
+    headline for the outcome, and names the public body or supplier when the text does not.
+    Inference from prose reads the first MAX_PROSE characters only.
+    """
     template, prose = _split_template(text)
     fields = Fields(prose=prose)
+    subject = (subject or "")[:500]
+    prose = prose[:MAX_PROSE]
 
     fields.project = _value_or_none(template.get("project"))
     fields.public_body = _value_or_none(template.get("public_body"))
@@ -555,21 +777,22 @@ def extract_fields(text: str) -> Fields:
     if "outcome" in template:
         fields.outcome = outcome_from_value(template["outcome"])
     else:
-        fields.outcome = infer_outcome(prose)
+        fields.outcome = infer_outcome(prose, headline=subject or None)
 
     confidential = template.get("confidential", "").strip()
+    requests = _Requests(prose)
     if confidential and _NO.match(confidential):
         fields.confidential = False
     elif confidential and _YES.match(confidential):
         fields.confidential = True
     else:
-        fields.confidential = is_confidential_request(prose)
+        fields.confidential = requests.confidential
 
     chosen = publication_from_value(template["publication"]) if "publication" in template else None
     if chosen is None and confidential and _NO.match(confidential):
         chosen = "named"  # the template's explicit "Confidential: no" beats wording in the prose
     if chosen is None:
-        chosen = publication_from_text(prose)
+        chosen = requests.publication
         if chosen == "named" and fields.confidential:
             chosen = "anonymous"  # "Confidential: yes" asks at least that the name be kept out
     fields.publication = chosen
@@ -578,13 +801,16 @@ def extract_fields(text: str) -> Fields:
 
     bodies = find_public_bodies(prose)
     if fields.public_body is None:
-        full = [b for b in bodies if not b.initials]
-        pick = full or bodies
-        fields.public_body = pick[0].text if pick else None
+        fields.public_body = _pick_body(bodies)
     if fields.supplier is None:
-        suppliers = find_suppliers(prose, bodies)
-        candidates = [s for s in suppliers if s.text != fields.public_body]
-        fields.supplier = candidates[0].text if candidates else None
+        fields.supplier = _pick_supplier(find_suppliers(prose, bodies), fields.public_body)
+    if subject and (fields.public_body is None or fields.supplier is None):
+        # "Re: Kent CC waste contract" and a body that only says "the council": the subject names it.
+        subject_bodies = find_public_bodies(subject)
+        if fields.public_body is None:
+            fields.public_body = _pick_body(subject_bodies)
+        if fields.supplier is None:
+            fields.supplier = _pick_supplier(find_suppliers(subject, subject_bodies), fields.public_body)
     if fields.contract_value_gbp is None or fields.savings_gbp is None:
         contract, savings = classify_money(prose)
         if fields.contract_value_gbp is None and "contract_value" not in template:

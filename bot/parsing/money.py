@@ -12,7 +12,12 @@ Accepted forms (case-insensitive units):
   ``45 million``, ``45m``, ``750k`` without a currency sign, or a field holding nothing but a number
   (``4,200,000``).
 
+* in words, with a currency word after: ``thirty million pounds``, ``half a million pounds``,
+  ``two and a half million pounds``, ``a billion pounds``, ``twenty-five thousand pounds``; and a
+  figure with the currency sign and a worded unit, ``£3.25 million``, ``£2 billion``.
+
 Periodic qualifiers are ignored: ``£12,000 a year`` is 12000. Pence are rounded to the nearest pound.
+Every amount is a non-negative whole number of pounds.
 """
 
 from __future__ import annotations
@@ -38,7 +43,26 @@ _SUFFIXED = re.compile(
 # Lenient only: a bare figure with a unit ("45 million", "45m"), which in prose is too often a
 # head-count or a population to be read as money.
 _BARE = re.compile(rf"(?<![\w.,£])(?P<n1>{_NUM})\s?(?P<u1>{_UNIT}){_RANGE}?")
+_DIGIT = re.compile(r"\d")
 _ONLY_NUMBER = re.compile(rf"^\s*(?P<n1>{_NUM})\s*$")
+
+_SMALL = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90,
+}  # fmt: skip
+_WORD_NUM = "|".join(sorted([*_SMALL, *_TENS, "hundred", "a", "and", "half", "quarter", "of"], key=len, reverse=True))
+# Words for a number, then a worded unit, then a currency word: "two and a half million pounds".
+# The number part is at most eight words, so the pattern cannot run on.
+_WORDED = re.compile(
+    rf"(?<![\w£])(?!(?:and|of)\b)(?P<words>(?:(?:{_WORD_NUM})(?:[\s-]+|(?=\s)))"
+    rf"{{1,8}}?)(?P<unit>billion|million|thousand)\s+{_CUR_AFTER}",
+    re.IGNORECASE,
+)
 
 _MULTIPLIERS = {
     "b": 1_000_000_000,
@@ -110,14 +134,64 @@ def _matches(pattern: re.Pattern[str], text: str) -> list[MoneyMatch]:
     return found
 
 
+def _words_value(words: str) -> Decimal | None:
+    """The number that `words` spell ("two and a half", "twenty-five", "half a", "a"), or None."""
+    tokens = [t for t in re.split(r"[\s-]+", words.lower()) if t]
+    total = Decimal(0)
+    current = Decimal(0)
+    seen_number = False
+    for i, t in enumerate(tokens):
+        if t in _SMALL or t in _TENS:
+            current += _SMALL.get(t, 0) + _TENS.get(t, 0)
+            seen_number = True
+        elif t == "hundred":
+            current = (current or Decimal(1)) * 100
+            seen_number = True
+        elif t in ("half", "quarter"):
+            # "half a", "two and a half", "a quarter of a": a fraction of the unit that follows.
+            total += current + (Decimal("0.5") if t == "half" else Decimal("0.25"))
+            current = Decimal(0)
+            seen_number = True
+        elif t == "a" and not seen_number and i == len(tokens) - 1:
+            current = Decimal(1)  # "a million pounds"
+            seen_number = True
+        elif t not in ("a", "and", "of"):
+            return None
+    value = total + current
+    return value if seen_number and value > 0 else None
+
+
+def _worded(text: str) -> list[MoneyMatch]:
+    found: list[MoneyMatch] = []
+    for m in _WORDED.finditer(text):
+        number = _words_value(m.group("words"))
+        if number is None:
+            continue
+        amount = number * _MULTIPLIERS[m.group("unit").lower()]
+        found.append(MoneyMatch(m.start(), m.end(), int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+                                m.group(0)))
+    return found
+
+
 def find_money(text: str, lenient: bool = False) -> list[MoneyMatch]:
     """Every amount in `text`, in order, without overlaps.
 
     Strict mode (the default, for prose) needs a currency sign or word; lenient mode (for template
     field values) also accepts a bare figure with a unit such as "45 million".
     """
-    candidates = _matches(_PREFIXED, text) + _matches(_SUFFIXED, text)
-    if lenient:
+    # Each pattern runs only if the text holds what every match of it needs (a currency sign or
+    # word, a digit, a worded unit): most prose has no money at all, and these scans are cheap.
+    low = text.lower()
+    digit = _DIGIT.search(text) is not None
+    currency_word = any(w in low for w in ("pound", "sterling", "gbp", "quid"))
+    candidates: list[MoneyMatch] = []
+    if "£" in text or "gbp" in low or "ukp" in low:
+        candidates += _matches(_PREFIXED, text)
+    if digit and currency_word:
+        candidates += _matches(_SUFFIXED, text)
+    if currency_word and ("million" in low or "billion" in low or "thousand" in low):
+        candidates += _worded(text)
+    if lenient and digit:
         candidates += _matches(_BARE, text)
     # Earliest first, longest first at the same place, then drop anything overlapping a kept match.
     candidates.sort(key=lambda c: (c.start, -(c.end - c.start)))

@@ -10,10 +10,11 @@ from bot.services import Services
 def register(app: AsyncApp, services: Services) -> None:
     """Adds every listener of the Slack door to `app` (one module per listener kind)."""
     # Imported here so that importing `handlers.slack.blocks` (the outbox does) stays free of bolt.
-    from handlers.slack import actions, commands, home, shortcuts, views
+    from handlers.slack import actions, campaign_actions, commands, home, shortcuts, views
 
     commands.register(app, services)
     actions.register(app, services)
+    campaign_actions.register(app, services)
     views.register(app, services)
     shortcuts.register(app, services)
     home.register(app, services)

@@ -23,7 +23,7 @@ from bot import mrkdwn
 from bot.decisions import decide
 from bot.review import Action, ReviewError
 from bot.services import Services
-from handlers.slack import modals
+from handlers.slack import modals, reading
 from handlers.slack.common import NOT_REVIEWER, actor, already_decided, is_open, load_async, may_review
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
 async def tell(client: AsyncWebClient, channel: str | None, user_id: str, text: str) -> None:
     """A private note to one person in the channel they clicked in; failures are logged, not raised."""
     if not channel:
-        log.warning("no channel to answer %s in: %s", user_id, text)
+        log.warning("no channel to answer %s in", user_id)  # not the text: it can name a reviewer
         return
     try:
         await client.chat_postEphemeral(channel=channel, user=user_id, text=text)
@@ -86,6 +86,7 @@ def register(app: AsyncApp, services: Services) -> None:
         except ReviewError as e:
             await tell(client, channel, user_id, review_error_text(e))
             return
+        services.metrics.decided(str(Action.APPROVE))
         services.wake_outbox()
 
     def opens(builder: Callable[[str, dict[str, object], str | None, str | None], dict[str, Any]]) -> Any:
@@ -110,6 +111,27 @@ def register(app: AsyncApp, services: Services) -> None:
                 await tell(client, channel, user_id, "Sorry, the form could not be opened. Please click again.")
 
         return listener
+
+    @app.action(reading.ACTION)
+    async def read_in_full(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        channel, _ = where(body)
+        user_id, reference = body["user"]["id"], body["actions"][0].get("value") or ""
+        # The channel's members see the summary; the whole text (an insider's account, its
+        # attachments) is for the people who decide.
+        if not await may_review(services, user_id):
+            await tell(client, channel, user_id, reading.NOT_REVIEWER_READ)
+            return
+        rec = await asyncio.to_thread(reading.load_record, services.engine, reference)
+        if rec is None:
+            await tell(client, channel, user_id, f"There is no record {mrkdwn.safe(reference, 40)}.")
+            return
+        view, _overflow = reading.full_text_view(rec)
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as e:
+            log.warning("views.open (read in full) for %s failed: %s", reference, e.response.get("error"))
+            await tell(client, channel, user_id, "Sorry, the text could not be opened. Please click again.")
 
     app.action("review_reject")(opens(lambda ref, _fields, ch, ts: modals.reject_modal(ref, ch, ts)))
     app.action("review_needs_info")(opens(lambda ref, _fields, ch, ts: modals.needs_info_modal(ref, ch, ts)))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import mrkdwn
+from bot import authenticity, mrkdwn
 from bot.record import EvidenceRecord
 
 SECTION_MAX = 3000
 FIELD_MAX = 2000
 MAX_FIELDS = 10
+READ_ACTION = "review_read"
 BUTTONS = (("approve", "Approve", "primary"), ("reject", "Reject", "danger"),
            ("needs_info", "Request more information", None), ("edit", "Edit fields", None))
 
@@ -39,6 +40,16 @@ def submitter_line(rec: EvidenceRecord, slack_user_id: str | None) -> str:
     return f"Submitter: {who or 'unknown'}"
 
 
+def authenticity_line(rec: EvidenceRecord) -> str | None:
+    """The sender check, plainly; the domain comes from the message, so it is escaped."""
+    line = authenticity.describe(rec.authenticity)
+    if line is None:
+        return None
+    verdict = str((rec.authenticity or {}).get("verdict"))
+    icon = {"verified": ":white_check_mark: ", "failed": ":warning: "}.get(verdict, "")
+    return mrkdwn.cut(icon + mrkdwn.escape(line), FIELD_MAX)
+
+
 def summary_blocks(
     rec: EvidenceRecord,
     *,
@@ -56,8 +67,11 @@ def summary_blocks(
     title = rec.title or rec.project or "(no title)"
     fallback = mrkdwn.cut(f"{ref}: {mrkdwn.escape(title)}", 300)
     head = f"*{ref}* · {mrkdwn.escape(title)}"
+    # "Read in full" rides on the heading, so it stays after a decision, when the review buttons go.
+    read = {"type": "button", "action_id": READ_ACTION, "text": {"type": "plain_text", "text": "Read in full"},
+            "value": ref}
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.cut(head, SECTION_MAX)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.cut(head, SECTION_MAX)}, "accessory": read},
         {"type": "section", "fields": [
             _field("Outcome", rec.outcome.value),
             _field("Public body", rec.public_body),
@@ -76,6 +90,8 @@ def summary_blocks(
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": mrkdwn.safe(f"Attachments: {names}", FIELD_MAX)}]})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": submitter_line(rec, slack_user_id)}]})
+    if (sender := authenticity_line(rec)) is not None:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": sender}]})
     if corroborated_by:
         refs = ", ".join(mrkdwn.escape(r) for r in corroborated_by[:20])
         more = f" and {len(corroborated_by) - 20} more" if len(corroborated_by) > 20 else ""

@@ -59,7 +59,9 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="errors", errors={"evidence": NO_SAVE})
             return
         await ack()
-        if not created:
+        if created:
+            services.metrics.message_received("slack")
+        else:
             log.info("Slack submission %s (view %s) was already stored", inbound_id, view["id"])
         try:
             filed = await asyncio.to_thread(process_inbound, engine, settings, inbound_id=inbound_id)
@@ -68,7 +70,9 @@ def register(app: AsyncApp, services: Services) -> None:
             log.exception("filing Slack submission %s failed; it stays queued", inbound_id)
             return
         if filed is not None:
-            log.info("filed Slack submission %s as %s %s", inbound_id, filed.outcome, filed.reference or "")
+            services.metrics.filed(filed.outcome)
+            log.info("filed Slack submission %s as %s %s", inbound_id, filed.outcome, filed.reference or "",
+                     extra={"reference": filed.reference, "door": "slack"})
         services.wake_outbox()
 
     async def decide_from_modal(ack: AsyncAck, body: dict[str, Any], action: Action, field: str) -> None:
@@ -95,6 +99,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="errors", errors={field: _error(str(e))})
             return
         await ack()
+        services.metrics.decided(str(action))
         services.wake_outbox()
 
     @app.view(modals.REJECT)

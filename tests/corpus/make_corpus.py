@@ -837,6 +837,376 @@ iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAA
 """
 
 
+# -- Free prose (issue 11): outcome stated in words, money in words or wrapped, a body named only
+# in the subject, greetings and sign-offs, follow-ups, and short forms of public bodies' names.
+
+MESSAGES["25_prose_quiet_success.eml"] = """\
+From: Denise Holt <denise.holt63@btinternet.com>
+To: evidence@evidence.example.org
+Subject: Payroll at Tameside
+Date: Mon, 6 Apr 2026 19:42:10 +0100
+Message-ID: <5f1c2a9e-33b1-4c2e-9a77-holt@btinternet.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8; format=flowed
+Content-Transfer-Encoding: 8bit
+
+Dear reviewers,
+
+I ran the payroll team at Tameside MBC until I retired last year, so I saw
+the move to Zellis from the inside. The old in-house system was a single
+point of failure: one server, one contractor who understood it.
+
+Everyone expected chaos at the changeover and the union said so in
+writing. In short, it was a quiet success. Staff were paid on time every
+month after the switch and queries went down by about a third.
+
+Kind regards,
+Denise Holt
+"""
+
+MESSAGES["26_prose_results_mixed.eml"] = """\
+From: "Cllr Mike Bateson" <mike.bateson@cllr.example.org.uk>
+To: <evidence@evidence.example.org>
+Subject: Revenues and benefits in Swale
+Date: Tue, 7 Apr 2026 08:05:33 +0000
+Message-ID: <000501dc8a7e$1f2a3b40$5d7eb1c0$@cllr.example.org.uk>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="us-ascii"
+Content-Transfer-Encoding: 7bit
+X-Mailer: Microsoft Outlook 16.0
+
+Hi all,
+
+Swale Borough Council's revenues and benefits service went to Civica in
+2020. The results were mixed. Council tax collection improved, but the
+benefits backlog was worse than it had ever been in house and complaints
+doubled in the second year.
+
+Thanks,
+Mike
+"""
+
+MESSAGES["27_prose_back_to_paper.eml"] = """\
+From: Sam Whitfield <sam.whitfield@nhs.net>
+To: evidence@evidence.example.org
+Subject: E-rostering
+Date: Wed, 8 Apr 2026 21:17:45 +0100
+Message-ID: <LO2P265MB5570AB12CD34EF56@LO2P265MB5570.GBRP265.PROD.OUTLOOK.COM>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="utf-8"
+Content-Transfer-Encoding: quoted-printable
+
+""" + qp("""Good evening,
+
+I work on a surgical ward at Hull University Teaching Hospitals NHS Trust.
+The e-rostering system we were sold in 2022 went down for days at a time,
+shifts vanished and agency staff turned up to wards that didn't need them.
+The supplier's brochure still calls it a success story.
+
+After eighteen months the trust went back to paper rotas on every ward.
+
+Best wishes
+Sam
+""")
+
+MESSAGES["28_prose_headline_not_a_success.eml"] = """\
+From: Priya Natarajan <priya.n@fastmail.co.uk>
+To: evidence@evidence.example.org
+Subject: Not a success: the Oracle rollout in Birmingham
+Date: Thu, 9 Apr 2026 12:30:00 +0100
+Message-ID: <b7a1f0c4-0e55-4b53-a1d4-natarajan@fastmail.co.uk>
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="=-fm-8c1d"
+
+--=-fm-8c1d
+Content-Type: text/plain; charset=iso-8859-1
+Content-Transfer-Encoding: 8bit
+
+I was a finance officer at Birmingham City Council during the move to Oracle.
+The implementation partner was paid against its own success measures, which
+were all met on paper. The books could not be closed for two years and the
+cost went from £19m to over £100m.
+
+--=-fm-8c1d
+Content-Type: text/html; charset=utf-8
+
+<div>I was a finance officer at Birmingham City Council during the move to Oracle.
+The implementation partner was paid against its own success measures, which
+were all met on paper. The books could not be closed for two years and the
+cost went from &pound;19m to over &pound;100m.</div>
+
+--=-fm-8c1d--
+"""
+
+MESSAGES["29_money_wrapped_worth.eml"] = """\
+From: Alan Pearce <alan.pearce@gmail.com>
+To: evidence@evidence.example.org
+Subject: Highways in Lancashire
+Date: Fri, 10 Apr 2026 07:55:12 +0100
+Message-ID: <CAJx9=pearce-ab12@mail.gmail.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="UTF-8"
+Content-Transfer-Encoding: quoted-printable
+
+""" + qp("""In 2015 Lancashire County Council signed a ten-year deal with Amey worth
+£30m for street lighting and gully cleaning. We were told it would save
+£450k a year. Gullies on our estate were not cleared for three winters
+running and the deal was terminated early in 2021.
+
+Alan
+""")
+
+MESSAGES["30_money_in_words.eml"] = """\
+From: Grace Mbeki <grace.mbeki@yahoo.co.uk>
+To: evidence@evidence.example.org
+Subject: School cleaning contract
+Date: Sat, 11 Apr 2026 16:20:41 +0000
+Message-ID: <1744388441.55102.yahoo@mail.yahoo.co.uk>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=UTF-8
+
+I am a school business manager in Derbyshire. The county's cleaning contract
+with Mitie was worth thirty million pounds over seven years, and the council
+said it saved about half a million pounds a year. In our school the cleaning
+hours were cut from twenty a week to twelve, and the toilets show it.
+
+Grace Mbeki
+"""
+
+MESSAGES["31_money_split_figures.eml"] = """\
+From: "Rees, Owain" <owain.rees@unison-cymru.example.org>
+To: evidence@evidence.example.org
+Subject: Housing repairs - Cardiff
+Date: Sun, 12 Apr 2026 10:10:10 +0100
+Message-ID: <AM6PR02MB4321REES@AM6PR02MB4321.eurprd02.prod.outlook.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="us-ascii"
+
+Cardiff Council signed a contract with Mears for GBP 3.25
+million a year to run responsive repairs. The council's own report
+says the change cut costs by £1,200,
+000 in the first year, mostly by closing the depot.
+
+Owain Rees
+Unison Cymru
+"""
+
+MESSAGES["32_subject_only_kent_cc.eml"] = """\
+From: Jo Barker <jobarker@outlook.com>
+To: evidence@evidence.example.org
+Subject: Kent CC home care
+Date: Mon, 13 Apr 2026 09:01:00 +0100
+Message-ID: <DU0P190MB1880BARKER@DU0P190MB1880.EURP190.PROD.OUTLOOK.COM>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="iso-8859-1"
+Content-Transfer-Encoding: quoted-printable
+
+My mum's home care was moved to a new provider when the council
+re-let the contract. Visits were cut to fifteen minutes and we had
+eleven different carers in one month. It has been a disaster.
+
+Jo
+"""
+
+MESSAGES["33_subject_only_moj.eml"] = """\
+From: Tom Ashworth <tom.ashworth@outlook.com>
+To: evidence@evidence.example.org
+Subject: FW: the MoJ tagging contract
+Date: Tue, 14 Apr 2026 14:44:00 +0100
+Message-ID: <DB7PR04MB5000ASHWORTH2@DB7PR04MB5000.eurprd04.prod.outlook.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="utf-8"
+
+Passing this on from a former colleague.
+
+The ministry paid G4S and Serco for tagging people who were dead, in
+prison or had left the country. The contracts were later brought back
+in-house.
+"""
+
+MESSAGES["34_subject_only_nhs_lothian.eml"] = """\
+From: Morag Stewart <morag.stewart@btinternet.com>
+To: evidence@evidence.example.org
+Subject: NHS Lothian - hospital cleaning
+Date: Wed, 15 Apr 2026 18:30:00 +0100
+Message-ID: <e4f1a9d2-stewart@btinternet.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Hello,
+
+I have been a domestic at the Royal Infirmary for twenty years. When
+the cleaning was contracted out to ISS we lost a third of the hours and
+the infection control nurses were in despair. It was not a success.
+
+Morag
+"""
+
+MESSAGES["35_greeting_dear_reviewers.eml"] = """\
+From: Anne-Marie Doyle <am.doyle@unison-suffolk.example.org>
+To: evidence@evidence.example.org
+Subject: Library services
+Date: Thu, 16 Apr 2026 11:11:11 +0100
+Message-ID: <doyle-0416@unison-suffolk.example.org>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Dear reviewers,
+
+Suffolk County Council moved its libraries to an employee-owned mutual,
+Suffolk Libraries, in 2012. Branches stayed open and the service went
+well for most of a decade, though pay fell behind.
+
+Best wishes,
+Anne-Marie Doyle
+Branch secretary, Unison Suffolk
+"""
+
+MESSAGES["36_greeting_hi_all_inline.eml"] = """\
+From: Raj Patel <raj.patel@hotmail.co.uk>
+To: evidence@evidence.example.org
+Subject: bins
+Date: Fri, 17 Apr 2026 17:45:00 +0100
+Message-ID: <PA4P190MB1234PATEL@PA4P190MB1234.EURP190.PROD.OUTLOOK.COM>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="us-ascii"
+
+Hi all, our bin collections in Leeds CC went to Biffa in 2023 for the
+garden waste round only. Missed bins doubled and the council withheld
+payment twice.
+
+Thanks, Raj
+"""
+
+MESSAGES["37_greeting_to_whom.eml"] = """\
+From: Peter Okonkwo <p.okonkwo@aol.com>
+To: evidence@evidence.example.org
+Subject: Patient transport
+Date: Sat, 18 Apr 2026 08:00:00 +0000
+Message-ID: <18f2a.okonkwo@aol.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+To whom it may concern:
+
+I am a kidney patient. Since the patient transport service for
+Leicester went to a private firm I have missed dialysis four times
+because the car did not come. It was a failure from the first week.
+
+Thank you for your time.
+
+Yours faithfully
+
+Mr P. Okonkwo
+"""
+
+MESSAGES["38_follow_up_correction.eml"] = """\
+From: Alan Pearce <alan.pearce@gmail.com>
+To: evidence@evidence.example.org
+Subject: Re: [EV-000107] Thank you for your evidence
+Date: Sun, 19 Apr 2026 20:02:00 +0100
+Message-ID: <CAJx9=pearce-cd34@mail.gmail.com>
+In-Reply-To: <ack.EV-000107.5a5a5a@evidence.example.org>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="UTF-8"
+Content-Transfer-Encoding: quoted-printable
+
+""" + qp("""Sorry, one correction: the deal was worth £30m in total, not per year.
+
+On Fri, 10 Apr 2026 at 08:00, Outsourcing Inquiry <evidence@evidence.example.org> wrote:
+> Thank you for your evidence. Your reference is EV-000107.
+""")
+
+MESSAGES["39_follow_up_outlook_references.eml"] = """\
+From: "Rees, Owain" <owain.rees@unison-cymru.example.org>
+To: evidence@evidence.example.org
+Subject: RE: Thank you for your evidence
+Date: Mon, 20 Apr 2026 09:15:00 +0100
+Message-ID: <AM6PR02MB4321REES2@AM6PR02MB4321.eurprd02.prod.outlook.com>
+In-Reply-To: <ack.EV-000311.77e1@evidence.example.org>
+References: <AM6PR02MB4321REES@AM6PR02MB4321.eurprd02.prod.outlook.com>
+ <ack.EV-000311.77e1@evidence.example.org>
+Thread-Topic: Housing repairs - Cardiff
+MIME-Version: 1.0
+Content-Type: text/plain; charset="us-ascii"
+
+I have attached nothing, sorry - the council report is on its website
+under cabinet papers for March 2026.
+
+Owain
+
+-----Original Message-----
+From: Outsourcing Inquiry <evidence@evidence.example.org>
+Sent: 12 April 2026 10:11
+To: Rees, Owain <owain.rees@unison-cymru.example.org>
+Subject: Thank you for your evidence
+
+Thank you for your evidence.
+"""
+
+MESSAGES["40_follow_up_withdraw.eml"] = """\
+From: Jo Barker <jobarker@outlook.com>
+To: evidence@evidence.example.org
+Subject: RE: EV-000058 received
+Date: Tue, 21 Apr 2026 22:40:00 +0100
+Message-ID: <DU0P190MB1880BARKER3@DU0P190MB1880.EURP190.PROD.OUTLOOK.COM>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="us-ascii"
+
+Please can you hold off using what I sent about my mum's care until I
+have spoken to her. Thank you.
+
+Jo
+"""
+
+MESSAGES["41_gazetteer_lb_barnet.eml"] = """\
+From: Chris Hall <chris.hall@barnetalliance.example.org>
+To: evidence@evidence.example.org
+Subject: One Barnet
+Date: Wed, 22 Apr 2026 13:00:00 +0100
+Message-ID: <hall-0422@barnetalliance.example.org>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=iso-8859-1
+Content-Transfer-Encoding: 8bit
+
+LB Barnet handed most of its back office to Capita in 2013 in a £320m
+deal. Planning and building control followed. By 2022 the council was
+taking services back in-house one by one.
+"""
+
+MESSAGES["42_gazetteer_stockport_mbc.eml"] = """\
+From: Liz Carter <liz.carter@icloud.com>
+To: evidence@evidence.example.org
+Subject: Parking enforcement
+Date: Thu, 23 Apr 2026 10:30:00 +0100
+Message-ID: <C1A2B3C4-carter@icloud.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+Stockport MBC let parking enforcement to NSL. Appeals against tickets
+went up every year and a tribunal found the signage unlawful on two
+streets. Overall the contract was poor value for money and a failure.
+
+Sent from my iPhone
+"""
+
+MESSAGES["43_gazetteer_glasgow_board.eml"] = """\
+From: Iain Fraser <iain.fraser@gmail.com>
+To: evidence@evidence.example.org
+Subject: Hospital car parking PFI
+Date: Fri, 24 Apr 2026 15:00:00 +0100
+Message-ID: <CAKfraser99@mail.gmail.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset="UTF-8"
+Content-Transfer-Encoding: quoted-printable
+
+""" + qp("""The DWP is not involved here, but staff on benefits were hit hardest.
+NHS Greater Glasgow and Clyde paid a private operator to run car parks
+under a PFI deal; staff paid up to £1,000 a year to park at work until
+the Scottish Government bought the contracts out.
+""")
+
+
 def main() -> None:
     for name, text in MESSAGES.items():
         # Bodies with 8-bit bytes (the windows-1252 and unknown-charset ones) are written as the

@@ -134,6 +134,11 @@ class FakeSlack:
         self.socket_connects = 0  # connections accepted so far, to notice reconnects
         # If set, chat.* to any other C/G channel answers channel_not_found (DMs are always known).
         self.channels: set[str] | None = None
+        # conversations.info: channels the bot is a member of (others it can see: is_member false).
+        self.member_of: set[str] = set()
+        # What Slack reports in the x-oauth-scopes header of every answer to the bot token.
+        self.scopes: list[str] = ["commands", "chat:write", "chat:write.public", "im:write", "usergroups:read",
+                                  "users:read", "channels:history", "files:write", "groups:history"]
 
         self._posted: list[JsonDict] = []
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
@@ -382,7 +387,10 @@ class FakeSlack:
                 raise _SlackError("unknown_method", req_method=method)
         except _SlackError as e:
             body = {"ok": False, "error": e.error, **e.extra}
-        return await self._finish(call, self._json(body))
+        # Slack names the token's scopes on every answer to a valid bot token (apps read them
+        # from auth.test to see what they were granted).
+        headers = {"x-oauth-scopes": ",".join(self.scopes)} if token == self.bot_token else None
+        return await self._finish(call, self._json(body, headers=headers))
 
     async def _finish(self, call: Call, response: web.Response) -> web.Response:
         call.status = response.status
@@ -522,6 +530,22 @@ class FakeSlack:
                 out["metadata"] = json.loads(out["metadata"])
             found.append(out)
         return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _m_conversations_info(self, args: JsonDict) -> JsonDict:
+        channel = args.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise _SlackError("channel_not_found")
+        if channel[:1] in ("U", "W"):
+            raise _SlackError("channel_not_found")
+        if self.channels is not None and channel[:1] in ("C", "G") and channel not in self.channels:
+            raise _SlackError("channel_not_found")
+        member = channel in self.member_of
+        if channel[:1] == "G" and not member:
+            raise _SlackError("channel_not_found")  # a private channel is invisible to a bot outside it
+        return {"ok": True, "channel": {
+            "id": channel, "name": channel.lower(), "is_channel": channel[:1] == "C", "is_private": channel[:1] == "G",
+            "is_archived": False, "is_member": member, "created": 1_700_000_000,
+        }}
 
     def _m_conversations_open(self, args: JsonDict) -> JsonDict:
         users = args.get("users")
@@ -672,6 +696,14 @@ class FakeSlack:
         if meta is None or not meta.get("completed"):
             raise _SlackError("file_not_found")
         return {"ok": True, "file": meta}
+
+    def _m_files_delete(self, args: JsonDict) -> JsonDict:
+        meta = self.files.get(args.get("file", ""))
+        if meta is None or meta.get("deleted"):
+            raise _SlackError("file_not_found")
+        meta["deleted"] = True
+        meta["completed"] = False  # files.info no longer finds it, as on Slack
+        return {"ok": True}
 
     def _m_apps_connections_open(self, args: JsonDict) -> JsonDict:
         ticket = uuid.uuid4().hex

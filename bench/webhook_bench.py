@@ -1,0 +1,311 @@
+"""Webhook door benchmark: signed POSTs to the service as deployed, against a bare aiohttp handler.
+
+    python bench/webhook_bench.py [--clients 20] [--messages 4000] [--endpoint raw|mailgun] [--database-url URL]
+
+N concurrent clients (keep-alive connections, one aiohttp session in this process) POST distinct
+~1.5 KB evidence e-mails, each signed as the endpoint requires (/inbound/raw: HMAC over
+timestamp.body; Mailgun: a fresh token per message, multipart/form-data), to
+  (a) baseline: a bare aiohttp app whose handler reads the body and answers 200, storing nothing;
+  (b) door:     `python -m bot serve --no-smtp` with the endpoint's secret set, parsing on, on a
+                fresh migrated SQLite file (or a scratch database on --database-url's server);
+  (c) the same Service with its parser held back (for information: what the door itself costs).
+Each server is its own process and so is this load generator, so the client never shares an
+event loop with a server. The rate is requests answered 200 per second of wall time; the best of
+--rounds interleaved rounds counts. The target is door/baseline >= 0.7 at 20 clients. The door's
+count of stored rows is checked against what got 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import hashlib
+import hmac
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bot/, storage/ are importable
+RCPT = "evidence@localhost"
+SECRET = "bench-raw-secret"
+MG_KEY = "bench-mailgun-key"
+PATHS = {"raw": "/inbound/raw", "mailgun": "/inbound/mailgun/mime"}
+
+
+# ---------------------------------------------------------------- the baseline server (a subprocess)
+
+
+async def _baseline() -> None:
+    from aiohttp import web
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "stored"})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    for path in PATHS.values():
+        app.router.add_post(path, ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    gc.collect()
+    gc.freeze()  # as `evidence-bot serve` does once started
+    print(f"READY {runner.addresses[0][1]}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+async def _door_only(database_url: str) -> None:
+    """The service with parsing held back: what the web door itself costs (for information)."""
+    from bot.service import Service
+    from bot.settings import Settings
+
+    class DoorOnly(Service):
+        async def _process_loop(self) -> None:
+            await asyncio.Event().wait()
+
+    settings = Settings.model_validate({
+        "DATABASE_URL": database_url, "PORT": 0, "EVIDENCE_ADDRESSES": RCPT,
+        "EVIDENCE_INBOUND_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MG_KEY})
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with DoorOnly(settings, smtp=False) as svc:
+        gc.collect()
+        gc.freeze()
+        print(f"READY {svc.web_port}", flush=True)
+        await stop.wait()
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[Any]
+    port: int
+
+    @classmethod
+    def baseline(cls, door_only_url: str = "") -> Server:
+        flags = ["--serve-door-only", door_only_url] if door_only_url else ["--serve-baseline"]
+        proc = subprocess.Popen([sys.executable, __file__, *flags], stdout=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY "):
+            proc.kill()
+            raise SystemExit(f"baseline server did not start: {line!r}")
+        return cls(proc, int(line.split()[1]))
+
+    @classmethod
+    def door(cls, database_url: str, log: Path) -> Server:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url, "PORT": str(port),
+               "EVIDENCE_WEB_HOST": "127.0.0.1", "EVIDENCE_ADDRESSES": RCPT,
+               "EVIDENCE_INBOUND_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MG_KEY,
+               "EVIDENCE_LOG_LEVEL": "WARNING"}
+        with open(log, "ab") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--no-smtp"], env=env, cwd=log.parent,
+                                    stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        server = cls(proc, port)
+        asyncio.run(server._wait_ready())
+        return server
+
+    async def _wait_ready(self, timeout: float = 30) -> None:
+        import aiohttp
+
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"serve exited with {self.proc.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as r:
+                        if r.status == 200:
+                            return
+                await asyncio.sleep(0.05)
+        raise SystemExit("serve did not answer /healthz in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------- load
+
+
+def make_message(i: int, run: str) -> bytes:
+    """A typical ~1.5 KB evidence e-mail (as bench/smtp_bench.py); each distinct, so each is stored."""
+    body = (
+        f"Project: Payroll {i}\r\nPublic body: Exampleton Borough Council\r\nSupplier: Example Services Ltd\r\n"
+        "Contract value: \xa32m\r\nOutcome: Success\r\n\r\n"
+        + "The service improved after the move to the shared centre; complaints fell by a third.\r\n" * 12
+    )
+    head = (
+        f"From: Witness {i} <witness{i % 500}@example.org>\r\nTo: {RCPT}\r\n"
+        f"Subject: Evidence: shared payroll service {i}\r\nMessage-ID: <hook-bench-{run}-{i}@example.org>\r\n"
+        "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    return (head + body).encode("utf-8")
+
+
+def signed(endpoint: str, raw: bytes, i: int) -> tuple[bytes, dict[str, str]]:
+    """The request body and headers, signed as a provider (or relay) would sign them."""
+    ts = str(int(time.time()))
+    if endpoint == "raw":
+        sig = hmac.new(SECRET.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        return raw, {"Content-Type": "message/rfc822", "X-Evidence-Timestamp": ts,
+                     "X-Evidence-Signature": f"sha256={sig}", "X-Evidence-Recipient": RCPT,
+                     "X-Evidence-Envelope-From": f"witness{i % 500}@example.org"}
+    token = uuid.uuid4().hex + uuid.uuid4().hex[:18]
+    sig = hmac.new(MG_KEY.encode(), (ts + token).encode(), hashlib.sha256).hexdigest()
+    fields = {"recipient": RCPT.encode(), "sender": f"witness{i % 500}@example.org".encode(),
+              "timestamp": ts.encode(), "token": token.encode(), "signature": sig.encode(), "body-mime": raw}
+    boundary = uuid.uuid4().hex
+    body = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode() + v + b"\r\n"
+                    for k, v in fields.items()) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+async def _load(port: int, path: str, requests: list[tuple[bytes, dict[str, str]]], clients: int) -> tuple[int, float]:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}{path}"
+    todo = iter(requests)
+    ok = 0
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal ok
+        for body, headers in todo:
+            async with http.post(url, data=body, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise SystemExit(f"answered {r.status}: {await r.text()}")
+                ok += 1
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(clients)))
+        return ok, time.perf_counter() - t0
+
+
+def measure(server: Server, args: argparse.Namespace, run: str) -> float:
+    path = PATHS[args.endpoint]
+    warm = [signed(args.endpoint, make_message(10_000_000 + i, run), i) for i in range(40)]
+    asyncio.run(_load(server.port, path, warm, 4))  # imports, connection pools, first commits
+    reqs = [signed(args.endpoint, make_message(i, run), i) for i in range(args.messages)]
+    n, secs = asyncio.run(_load(server.port, path, reqs, args.clients))
+    return n / secs
+
+
+def stored(database_url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM inbound")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+SCRATCH = contextlib.ExitStack()  # PostgreSQL scratch databases, dropped when the run ends
+
+
+def fresh_database(args: argparse.Namespace, tmp: Path, name: str) -> str:
+    from storage.migrate import upgrade
+    from tests.support.pgscratch import scratch_database
+
+    url = SCRATCH.enter_context(scratch_database(args.database_url, "evidence_webhook_bench")) \
+        if args.database_url else f"sqlite:///{tmp}/{name}.db"
+    upgrade(url)
+    return str(url)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--messages", type=int, default=4000)
+    p.add_argument("--rounds", type=int, default=3, help="rounds per server; the best counts")
+    p.add_argument("--endpoint", choices=sorted(PATHS), default="raw")
+    p.add_argument("--database-url", help="bench the door against this database's server instead of SQLite")
+    p.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-door-only", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve_baseline:
+        asyncio.run(_baseline())
+        return 0
+    if args.serve_door_only:
+        asyncio.run(_door_only(args.serve_door_only))
+        return 0
+    if args.database_url:
+        from bot.settings import Settings
+
+        args.database_url = Settings.model_validate({"DATABASE_URL": args.database_url}).database_url
+
+    run = uuid.uuid4().hex[:8]
+    t_start = time.monotonic()
+    print(f"{args.clients} clients, {args.messages} messages per round, {args.rounds} round(s), "
+          f"endpoint {PATHS[args.endpoint]}, {'PostgreSQL' if args.database_url else 'SQLite'}, "
+          f"cpus: {os.cpu_count()}")
+    rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": []}
+    with SCRATCH, tempfile.TemporaryDirectory(prefix="webhook-bench-") as d:
+        tmp = Path(d)
+        for r in range(args.rounds):
+            for mode in rates:  # interleaved, so drift in the machine's load hits both alike
+                url = ""
+                if mode == "baseline":
+                    server = Server.baseline()
+                elif mode == "door-only":
+                    url = fresh_database(args, tmp, f"door-only-{r}")
+                    server = Server.baseline(url)
+                else:
+                    url = fresh_database(args, tmp, f"door-{r}")
+                    server = Server.door(url, tmp / "serve.log")
+                try:
+                    rate = measure(server, args, f"{run}{r}")
+                finally:
+                    server.stop()
+                rates[mode].append(rate)
+                note = ""
+                if url:
+                    n = stored(url)
+                    note = f"  ({n} stored)"
+                    if n != args.messages + 40:
+                        raise SystemExit(f"the door stored {n} messages, not {args.messages + 40}")
+                print(f"  round {r + 1}: {mode:9s} {rate:8.0f} msg/s{note}", flush=True)
+
+    best = {m: max(v) for m, v in rates.items()}
+    ratio = best["door"] / best["baseline"]
+    print()
+    print(f"{'throughput':48s} {'msg/s':>9s}  {'vs baseline':>11s}")
+    print(f"{'bare aiohttp handler, 200 without storing':48s} {best['baseline']:9.0f}  {1:11.2f}")
+    print(f"{'serve: verify, durable commit, parser on':48s} {best['door']:9.0f}  {ratio:11.2f}  "
+          f"{'OK' if ratio >= 0.7 else 'BELOW'} target >= 0.70")
+    print(f"{'the same service, parsing held back':48s} {best['door-only']:9.0f}  "
+          f"{best['door-only'] / best['baseline']:11.2f}  (for information)")
+    print(f"\n(total {time.monotonic() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
