@@ -26,10 +26,6 @@ from storage.repo import FastInboundInsert, InboundDraft, insert_inbound
 log = logging.getLogger(__name__)
 
 INLINE_MAX_SECONDS = 0.005
-# A batch this big goes to a thread even on a fast disk: its insert and fsync (most of which
-# release the GIL) then overlap the loop's work on the next requests, which is worth the
-# hand-off once a burst is under way. Small batches (a quiet door) stay on the loop.
-INLINE_MAX_BATCH = 4
 GATHER_TURNS = 4
 
 
@@ -97,7 +93,7 @@ class GroupCommitter:
         assert self._sqlite is not None
         started = time.perf_counter()
         rows = None
-        if self._last_commit < INLINE_MAX_SECONDS and len(drafts) <= INLINE_MAX_BATCH:
+        if self._last_commit < INLINE_MAX_SECONDS:
             # On the loop only if the write lock is free right now: waiting for another writer
             # (the parser filing a record, a CLI command) would stall every SMTP session.
             rows = self._sqlite.commit(drafts, wait=False)
