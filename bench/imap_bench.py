@@ -35,24 +35,15 @@ from storage.migrate import upgrade  # noqa: E402
 from tests.support.dovecot import DOVECOT, SKIP_REASON, Dovecot  # noqa: E402
 from tests.support.pgscratch import scratch_database  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from smtp_bench import make_message as smtp_message  # noqa: E402  (the same messages as the SMTP bench)
+
 RCPT = "evidence@localhost"
 
 
 def make_message(i: int, run: str) -> bytes:
-    """A typical ~1.5 KB evidence e-mail, each distinct (as bench/smtp_bench.py's)."""
-    body = (
-        f"Project: Payroll {i}\r\nPublic body: Exampleton Borough Council\r\nSupplier: Example Services Ltd\r\n"
-        "Contract value: \xa32m\r\nOutcome: Success\r\n\r\n"
-        + "The service improved after the move to the shared centre; complaints fell by a third.\r\n" * 12
-    )
-    head = (
-        f"Return-Path: <witness{i % 500}@example.org>\r\nFrom: Witness {i} <witness{i % 500}@example.org>\r\n"
-        f"To: {RCPT}\r\nSubject: Evidence: shared payroll service {i}\r\n"
-        f"Message-ID: <imapbench-{run}-{i}@example.org>\r\n"
-        "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-    )
-    return (head + body).encode("utf-8")
+    """smtp_bench's message, with the Return-Path a mailbox adds on delivery."""
+    return smtp_message(i, run, return_path=True)
 
 
 def tree(pid: int) -> list[int]:

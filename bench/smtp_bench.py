@@ -174,15 +174,17 @@ class Server:
 # ---------------------------------------------------------------- load
 
 
-def make_message(i: int, run: str) -> bytes:
-    """A typical ~1.5 KB evidence e-mail; each one distinct so the door stores every one."""
+def make_message(i: int, run: str, *, return_path: bool = False) -> bytes:
+    """A typical ~1.5 KB evidence e-mail; each one distinct so the door stores every one (also the
+    webhook, IMAP and metrics benches'). `return_path`: as a mailbox holds it (the IMAP bench)."""
     body = (
         f"Project: Payroll {i}\r\nPublic body: Exampleton Borough Council\r\nSupplier: Example Services Ltd\r\n"
         "Contract value: \xa32m\r\nOutcome: Success\r\n\r\n"
         + "The service improved after the move to the shared centre; complaints fell by a third.\r\n" * 12
     )
     head = (
-        f"From: Witness {i} <witness{i % 500}@example.org>\r\nTo: {RCPT}\r\n"
+        (f"Return-Path: <witness{i % 500}@example.org>\r\n" if return_path else "")
+        + f"From: Witness {i} <witness{i % 500}@example.org>\r\nTo: {RCPT}\r\n"
         f"Subject: Evidence: shared payroll service {i}\r\nMessage-ID: <bench-{run}-{i}@example.org>\r\n"
         "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"

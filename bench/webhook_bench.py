@@ -36,7 +36,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bot/, storage/ are importable
-RCPT = "evidence@localhost"
+sys.path.insert(0, str(ROOT / "bench"))
+
+from smtp_bench import RCPT, make_message  # noqa: E402  (after the path set-up: the same messages)
+
 SECRET = "bench-raw-secret"
 MG_KEY = "bench-mailgun-key"
 PATHS = {"raw": "/inbound/raw", "mailgun": "/inbound/mailgun/mime"}
@@ -152,20 +155,7 @@ class Server:
 # ---------------------------------------------------------------- load
 
 
-def make_message(i: int, run: str) -> bytes:
-    """A typical ~1.5 KB evidence e-mail (as bench/smtp_bench.py); each distinct, so each is stored."""
-    body = (
-        f"Project: Payroll {i}\r\nPublic body: Exampleton Borough Council\r\nSupplier: Example Services Ltd\r\n"
-        "Contract value: \xa32m\r\nOutcome: Success\r\n\r\n"
-        + "The service improved after the move to the shared centre; complaints fell by a third.\r\n" * 12
-    )
-    head = (
-        f"From: Witness {i} <witness{i % 500}@example.org>\r\nTo: {RCPT}\r\n"
-        f"Subject: Evidence: shared payroll service {i}\r\nMessage-ID: <hook-bench-{run}-{i}@example.org>\r\n"
-        "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-    )
-    return (head + body).encode("utf-8")
+
 
 
 def signed(endpoint: str, raw: bytes, i: int) -> tuple[bytes, dict[str, str]]:
