@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from smtp_bench import RCPT, make_message, python_load  # noqa: E402  (after the path set-up)
+from smtp_bench import RCPT, make_message, python_load, stop_process  # noqa: E402  (after the path set-up)
 
 
 async def _serve(mode: str, database_url: str) -> None:
@@ -71,12 +71,7 @@ class Server:
         self.port, self.web_port = int(line[1]), int(line[2])
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 30)
 
 
 def _scraper(port: int, stop: threading.Event, scrapes: list[int]) -> None:

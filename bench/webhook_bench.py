@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bot/, storage/ are importable
 sys.path.insert(0, str(ROOT / "bench"))
 
-from smtp_bench import RCPT, make_message  # noqa: E402  (after the path set-up: the same messages)
+from smtp_bench import RCPT, make_message, stop_process  # noqa: E402  (after the path set-up: the same messages)
 
 SECRET = "bench-raw-secret"
 MG_KEY = "bench-mailgun-key"
@@ -143,13 +143,7 @@ class Server:
         raise SystemExit("serve did not answer /healthz in time")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 30)
 
 
 # ---------------------------------------------------------------- load

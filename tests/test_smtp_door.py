@@ -24,6 +24,7 @@ from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade
 from storage.models import FollowUp, Inbound, OutboxItem, Submission
 from tests.conftest import make_settings
+from tests.support.full_disk import nearly_full_engine
 from tests.support.sink import Sink
 from tests.support.waiting import wait_for
 
@@ -234,17 +235,7 @@ async def test_relay_failure_is_retried_later_and_sent_once(service: Service, si
 
 async def test_database_full_answers_451_and_stores_nothing(tmp_path: Path) -> None:
     """SQLite's max_page_count makes a real "database or disk is full" error, as a full disk would."""
-    db_url = f"sqlite:///{tmp_path}/full.db"
-    upgrade(db_url)
-    engine = make_engine(db_url)
-
-    @event.listens_for(engine, "connect")
-    def _nearly_full(dbapi_conn: Any, _rec: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA page_count")
-        pages = cur.fetchone()[0]
-        cur.execute(f"PRAGMA max_page_count={pages + 40}")  # ~160 KB of room left on "disk"
-        cur.close()
+    db_url, engine = nearly_full_engine(tmp_path / "full.db")
 
     async with Service(make_settings(db_url), engine=engine) as svc:
         big = evidence(1) + (b"A" * 76 + b"\r\n") * 5000

@@ -24,16 +24,16 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bot.service import Service
 from handlers import webhooks
 from storage.db import make_engine, unit_of_work
-from storage.migrate import upgrade
 from storage.models import Inbound, InboundToken, Submission
 from storage.writer import GroupCommitter
 from tests.conftest import make_settings
+from tests.support.full_disk import nearly_full_engine
 from tests.support.waiting import wait_for
 
 MG_KEY = "key-mailgun-test"
@@ -503,17 +503,7 @@ async def test_database_outage_answers_503(http: aiohttp.ClientSession) -> None:
 
 async def test_database_full_answers_503_and_stores_nothing(tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """SQLite's max_page_count makes a real "database or disk is full" error, as a full disk would."""
-    db_url = f"sqlite:///{tmp_path}/full.db"
-    upgrade(db_url)
-    engine = make_engine(db_url)
-
-    @event.listens_for(engine, "connect")
-    def _nearly_full(dbapi_conn: Any, _rec: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA page_count")
-        pages = cur.fetchone()[0]
-        cur.execute(f"PRAGMA max_page_count={pages + 40}")  # ~160 KB of room left on "disk"
-        cur.close()
+    db_url, engine = nearly_full_engine(tmp_path / "full.db")
 
     async with Service(make_settings(db_url, **DOORS), engine=engine, smtp=False) as svc:
         big = evidence(1, extra="\n" + "A" * 76 * 5000)
