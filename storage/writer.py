@@ -1,11 +1,14 @@
-"""Group commit: the raw messages of concurrent SMTP sessions share one durable transaction.
+"""Group commit: the raw messages of concurrent sessions share one durable transaction.
 
-A commit costs an fsync; one per message caps a door at the disk's fsync rate. Sessions that
-arrive while a commit is in flight wait together and go down in the next one, so each still
-gets its 250 only after its own bytes are on disk, and twenty sessions pay for a few fsyncs.
-The commit goes straight to the driver (storage.doors): on SQLite on the event loop itself
-(cheaper than any thread hand-off while the disk is fast), on PostgreSQL through psycopg's async
-connection, its network round trips awaited on the loop.
+A commit costs an fsync; one per message caps a door at the disk's fsync rate. Messages that
+arrive while a commit is in flight wait together and go down in the next one, so each door still
+answers only after its own bytes are on disk, and twenty senders pay for a few fsyncs.
+
+The commit goes straight to the driver (storage.doors). On SQLite one thread of its own commits
+batch after batch: the event loop only hands a message over and is woken with the result, so it
+goes on reading requests while the disk syncs (on the loop itself, every fsync would stall every
+door for its duration; a disk under load takes milliseconds). On PostgreSQL the commit goes
+through psycopg's async connection, its network round trips awaited on the loop.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -25,8 +28,8 @@ from storage.repo import FastInboundInsert, InboundDraft, insert_inbound
 
 log = logging.getLogger(__name__)
 
-INLINE_MAX_SECONDS = 0.005
-GATHER_TURNS = 4
+GATHER_TURNS = 4  # PostgreSQL: loop turns before a commit, so sessions already readable join it
+Waiting = tuple[InboundDraft, "asyncio.Future[Stored]"]
 
 
 @dataclass(frozen=True)
@@ -36,73 +39,135 @@ class Stored:
 
 
 class GroupCommitter:
-    """Queue drafts with `await store(draft)`; a single task commits them in batches."""
+    """`await store(draft)` returns once the draft is committed; batches form while a commit runs."""
 
     def __init__(self, engine: Engine, *, max_batch: int = 64) -> None:
         self._engine = engine
         self._insert = FastInboundInsert(engine.dialect)
-        sqlite = engine.dialect.name == "sqlite"
-        self._sqlite = SqliteDoor(engine, self._insert) if sqlite else None
-        self._pg = PostgresDoor(engine, self._insert) if engine.dialect.name == "postgresql" else None
-        # An SQLite commit is a local write and an fsync (well under a millisecond here): cheaper
-        # on the event loop itself than the two thread hand-offs, each waiting for the GIL, that
-        # a worker thread costs. A disk that turns slow (a commit over INLINE_MAX_SECONDS), or a
-        # write lock that another connection holds, sends the commit to a thread, so the loop
-        # never stalls behind either. PostgreSQL's round trips are awaited on the loop.
-        self._last_commit = 0.0
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[InboundDraft, asyncio.Future[Stored]]] = asyncio.Queue()
+        self._sqlite = SqliteDoor(engine, self._insert) if engine.dialect.name == "sqlite" else None
+        self._pg = PostgresDoor(engine, self._insert) if engine.dialect.name == "postgresql" else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # SQLite: what waits for the commit thread, guarded by _cv (the loop appends, the thread takes).
+        self._cv = threading.Condition()
+        self._waiting: list[Waiting] = []
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        # Other databases: a task on the loop takes batches from this queue.
+        self._queue: asyncio.Queue[Waiting] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        self._loop = asyncio.get_running_loop()
+        if self._sqlite is not None:
+            self._closing = False
+            self._thread = threading.Thread(target=self._commit_thread, name="group-commit", daemon=True)
+            self._thread.start()
+        else:
+            self._task = self._loop.create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
         """Finishes what is queued (each waiting session still gets its answer), then stops."""
-        if self._task is None:
-            return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        if self._sqlite is not None:
+        if self._thread is not None:
+            with self._cv:
+                self._closing = True
+                self._cv.notify()
+            # Joined off the loop: the thread hands its last results to the loop as it finishes.
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+            await asyncio.sleep(0)  # the last results' callbacks run
+            assert self._sqlite is not None
             self._sqlite.close()
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         if self._pg is not None:
             await self._pg.close()
 
     async def store(self, draft: InboundDraft) -> Stored:
-        if self._task is None or self._task.done():
-            raise RuntimeError("group committer is not running")
-        fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((draft, fut))
+        assert self._loop is not None
+        fut: asyncio.Future[Stored] = self._loop.create_future()
         # A client that hangs up mid-commit cancels this future, never the commit: the draft is
-        # already in the committer's queue, and the committer skips futures that are done.
+        # already handed over, and the committer skips futures that are done.
+        if self._thread is not None:
+            with self._cv:
+                if self._closing or not self._thread.is_alive():
+                    raise RuntimeError("group committer is not running")
+                self._waiting.append((draft, fut))
+                if len(self._waiting) == 1:
+                    self._cv.notify()
+        elif self._task is not None and not self._task.done():
+            self._queue.put_nowait((draft, fut))
+        else:
+            raise RuntimeError("group committer is not running")
         return await fut
 
-    async def _commit_batch(self, drafts: list[InboundDraft]) -> list[Stored]:
-        try:
-            rows = await self._commit_fast(drafts)
-        except Duplicate:
-            return await asyncio.to_thread(self._commit_orm, drafts)
-        return [Stored(*r) for r in rows]
+    # ------------------------------------------------------------ SQLite: the commit thread
 
-    async def _commit_fast(self, drafts: list[InboundDraft]) -> list[tuple[int, bool]]:
-        if self._pg is not None:
-            return await self._pg.commit(drafts)
-        assert self._sqlite is not None
-        started = time.perf_counter()
-        rows = None
-        if self._last_commit < INLINE_MAX_SECONDS:
-            # On the loop only if the write lock is free right now: waiting for another writer
-            # (the parser filing a record, a CLI command) would stall every SMTP session.
-            rows = self._sqlite.commit(drafts, wait=False)
-        if rows is None:
-            rows = await asyncio.to_thread(self._sqlite.commit, drafts, wait=True)
-        # Measured in a thread too, so a disk that is fast again brings the commits back.
-        self._last_commit = time.perf_counter() - started
-        assert rows is not None
-        return rows
+    def _commit_thread(self) -> None:
+        assert self._sqlite is not None and self._loop is not None
+        while True:
+            with self._cv:
+                while not self._waiting and not self._closing:
+                    self._cv.wait()
+                if not self._waiting:
+                    return  # closing, and nothing left to commit
+                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch:]
+            drafts = [d for d, _ in batch]
+            try:
+                try:
+                    rows = self._sqlite.commit(drafts, wait=True)
+                    assert rows is not None
+                    results: list[Stored] | Exception = [Stored(*r) for r in rows]
+                except Duplicate:
+                    results = self._commit_orm(drafts)
+            except Exception as exc:  # the whole batch failed: every waiting session hears 451/503
+                results = exc
+            try:
+                self._loop.call_soon_threadsafe(self._settle, batch, results)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                return
+
+    # ------------------------------------------------------------ other databases: a task on the loop
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            # A few more turns of the loop before committing: sessions whose data is already in
+            # the socket buffers join this batch, so one commit is shared by more messages.
+            for _ in range(GATHER_TURNS):
+                await asyncio.sleep(0)
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            drafts = [d for d, _ in batch]
+            results: list[Stored] | Exception
+            try:
+                assert self._pg is not None
+                try:
+                    results = [Stored(*r) for r in await self._pg.commit(drafts)]
+                except Duplicate:
+                    results = await asyncio.to_thread(self._commit_orm, drafts)
+            except Exception as exc:
+                results = exc
+            self._settle(batch, results)
+            for _ in batch:
+                self._queue.task_done()
+
+    # ------------------------------------------------------------ both
+
+    def _settle(self, batch: list[Waiting], results: list[Stored] | Exception) -> None:
+        if isinstance(results, Exception):
+            log.error("storing %d message(s) failed: %s", len(batch), results)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StoreFailed(str(results)))
+            return
+        for (_, fut), res in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(res)
 
     def _commit_orm(self, drafts: list[InboundDraft]) -> list[Stored]:
         try:
@@ -113,32 +178,6 @@ class GroupCommitter:
             # one by one, each insert skips what exists.
             with unit_of_work(self._engine) as s:
                 return [Stored(*insert_inbound(s, draft=d)) for d in drafts]
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # A few more turns of the loop before committing: sessions whose data is already in
-            # the socket buffers join this batch, so one fsync is shared by more messages. Each
-            # turn costs microseconds when nothing is waiting (bench/smtp_bench.py: 2 cores, 20
-            # clients, one turn ~5 messages a batch, four turns ~2x fewer fsyncs per message).
-            for _ in range(GATHER_TURNS):
-                await asyncio.sleep(0)
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                results = await self._commit_batch([d for d, _ in batch])
-            except Exception as exc:  # the whole batch failed: every waiting session hears 451
-                log.error("storing %d message(s) failed: %s", len(batch), exc)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(StoreFailed(str(exc)))
-            else:
-                for (_, fut), res in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(res)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
 
 
 class StoreFailed(Exception):

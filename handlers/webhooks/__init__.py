@@ -37,6 +37,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
@@ -96,6 +97,27 @@ def _basic_auth_ok(request: web.Request, user: str, password: str) -> bool:
     return bool(sep) and ok_user and ok_password
 
 
+# An address with nothing around it ("a@b.org"), which is what providers and relays send: taken
+# as it is. email.utils parses anything else (names, angle brackets, comments, lists); at ~30 us a
+# call it was a tenth of the raw endpoint's time under load.
+_BARE = re.compile(r"[^\s<>()\[\],;:\"\\@]+@[^\s<>()\[\],;:\"\\@]+")
+
+
+def addresses(values: Iterable[str]) -> list[str]:
+    """The addresses in header-like values ("Name <a@b>, c@d" or bare), as email.utils finds them."""
+    values = list(values)
+    stripped = [v.strip() for v in values]
+    if all(_BARE.fullmatch(v) for v in stripped):
+        return stripped
+    return [addr for _, addr in getaddresses(values)]
+
+
+def address(value: str) -> str:
+    """The one address in `value`, as parseaddr finds it ("" if none)."""
+    value = value.strip()
+    return value if _BARE.fullmatch(value) else parseaddr(value)[1]
+
+
 def _text(fields: dict[str, bytes], name: str) -> str:
     return fields.get(name, b"").decode("utf-8", "replace").strip()
 
@@ -112,7 +134,7 @@ class Doors:
 
     def ours(self, values: Iterable[str]) -> list[str]:
         """The addresses among `values` ("Name <a@b>, c@d" or bare) that we receive for; 406 if none."""
-        found = [addr.lower() for _, addr in getaddresses(list(values)) if addr.lower() in self.addresses]
+        found = [a.lower() for a in addresses(values) if a.lower() in self.addresses]
         if not found:
             raise Refuse(406, "this service does not receive mail for that recipient")
         return list(dict.fromkeys(found))
@@ -187,7 +209,7 @@ class Doors:
         to = envelope.get("to")
         recipients = [str(a) for a in to] if isinstance(to, list) else [str(to)] if to else [_text(fields, "to")]
         rcpts = self.ours(recipients)
-        sender = str(envelope.get("from") or parseaddr(_text(fields, "from"))[1])
+        sender = str(envelope.get("from") or address(_text(fields, "from")))
         return await self.store(draft(raw, envelope_from=sender, rcpts=rcpts, peer="webhook:sendgrid"))
 
     async def postmark(self, request: web.Request) -> web.Response:
@@ -212,7 +234,7 @@ class Doors:
         if not isinstance(recipient, str) or not recipient:
             raise Refuse(400, "no OriginalRecipient")
         rcpts = self.ours([recipient])
-        sender = parseaddr(str(payload.get("From") or ""))[1]
+        sender = address(str(payload.get("From") or ""))
         return await self.store(draft(raw, envelope_from=sender, rcpts=rcpts, peer="webhook:postmark"))
 
     async def raw(self, request: web.Request) -> web.Response:
@@ -232,7 +254,7 @@ class Doors:
         raw = self.message(body, "the body is empty")
         recipient = request.headers.get("X-Evidence-Recipient")
         rcpts = self.ours([recipient]) if recipient else []
-        envelope_from = parseaddr(request.headers.get("X-Evidence-Envelope-From", ""))[1]
+        envelope_from = address(request.headers.get("X-Evidence-Envelope-From", ""))
         # The signature covers the body, so a replayed request can only carry the same message,
         # which the dedupe key stores once (200, nothing new): it needs no token bookkeeping, and
         # the freshness rule bounds how long a captured request is good for.
