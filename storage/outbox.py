@@ -182,7 +182,7 @@ def mark_skipped(engine: Engine, *, item_id: int, worker: str, why: str) -> bool
 
 def count_by_status(engine: Engine, *, kind: str | None = None) -> dict[str, int]:
 
-    with unit_of_work(engine) as s:
+    with unit_of_work(engine, read_only=True) as s:  # no write lock: the doors commit meanwhile
         stmt = select(OutboxItem.status, func.count()).group_by(OutboxItem.status)
         if kind:
             stmt = stmt.where(OutboxItem.kind == kind)
