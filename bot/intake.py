@@ -255,7 +255,7 @@ def _fallback_record(inbound: Inbound) -> EvidenceRecord:
 
 def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> Filed | None:
     """Parses one stored message and files it, in this thread (the CLI; the service uses a worker
-    process, see bot.processor). Parsing happens outside any transaction, and the raw copy is let
+    process, see bot.runtime.processor). Parsing happens outside any transaction, and the raw copy is let
     go before filing (parse_received)."""
     parsed = parse_received(engine, settings, inbound_id=inbound_id)
     if parsed is None:

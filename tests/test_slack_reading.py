@@ -26,7 +26,7 @@ from sqlmodel import col
 
 from bot import intake, mrkdwn
 from bot.parsing.originals import attachment_bytes
-from bot.service import Service
+from bot.runtime.service import Service
 from bot.settings import Settings
 from bot.uploads import why_not_upload
 from handlers.slack.reading import full_text_view

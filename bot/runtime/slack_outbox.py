@@ -19,11 +19,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
-from bot import campaigns, delivery, mrkdwn
+from bot import campaigns, mrkdwn
 from bot.convert import record_from_submission
 from bot.corroboration import corroborating
 from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE, THREAD_POSTED
 from bot.record import EvidenceRecord
+from bot.runtime import delivery
 from bot.settings import Settings
 from handlers.slack.blocks import summary_blocks
 from handlers.slack.campaign_card import campaign_blocks
@@ -56,7 +57,7 @@ class SlackPerformer:
         self._parents: dict[int, tuple[str | None, str | None]] = {}  # member id -> its campaign card
 
     def performers(self) -> dict[str, Any]:
-        from bot.slack_files import SlackFiles  # it builds on this class
+        from bot.runtime.slack_files import SlackFiles  # it builds on this class
 
         return {SLACK_SUMMARY: self.summary, SLACK_UPDATE: self.update, SLACK_THREAD: self.thread,
                 SLACK_DM: self.dm, **SlackFiles(self).performers()}

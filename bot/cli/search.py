@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot import finding
-from bot.cli import UserError
-from bot.commands import migrated_engine
+from bot.cli.commands import migrated_engine
+from bot.cli.main import UserError
 from bot.settings import Settings
 from storage import search
 from storage.db import unit_of_work
