@@ -18,7 +18,8 @@ from sqlmodel import col
 
 from bot import intake, privacy
 from bot.cli import privacy as privacy_cli
-from bot.cli.main import UserError, build_parser
+from bot.cli.errors import UserError
+from bot.cli.main import build_parser
 from bot.decisions import decide
 from bot.review import Action
 from bot.settings import Settings

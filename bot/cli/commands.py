@@ -15,7 +15,7 @@ from sqlmodel import Session
 from tqdm import tqdm
 
 from bot import authenticity, campaigns
-from bot.cli.main import UserError
+from bot.cli.errors import UserError
 from bot.convert import record_from_submission
 from bot.record import JSON_KEYS, EvidenceRecord
 from bot.settings import Settings
@@ -31,9 +31,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         return privacy_cli.run(args, migrated_engine(settings))
     if args.command == "search":
-        from bot.cli.search import cmd_search
+        from bot.cli import search
 
-        return cmd_search(args, settings)
+        return search.run(args, migrated_engine(settings))
     handler = {
         "serve": cmd_serve, "parse": cmd_parse, "import": cmd_import, "list": cmd_list,
         "show": cmd_show, "export": cmd_export, "db": cmd_db, "decide": cmd_decide, "audit": cmd_audit,

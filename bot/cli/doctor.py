@@ -18,20 +18,13 @@ import json
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from bot.cli.doctor_result import Result
 from bot.settings import ConfigError, Settings, load_settings
 
 MIN_SECRET = 16
-
-
-@dataclass(frozen=True)
-class Result:
-    check: str
-    ok: bool
-    detail: str
-    fix: str | None = None  # with ok: a suggestion, shown as "!"
 
 
 def run(*, as_json: bool) -> int:

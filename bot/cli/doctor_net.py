@@ -1,7 +1,7 @@
 """The doctor's checks that go over the network: DNS (MX), the relay, Slack, IMAP.
 
-Each has a short timeout and yields bot.cli.doctor.Result lines; see bot.cli.doctor for what fails the run.
-Nothing here sends mail, posts to Slack or changes a mailbox: every check only looks.
+Each has a short timeout and yields bot.cli.doctor_result.Result lines; see bot.cli.doctor for what
+fails the run. Nothing here sends mail, posts to Slack or changes a mailbox: every check only looks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bot.cli.doctor import Result
+from bot.cli.doctor_result import Result
 from bot.settings import Settings
 
 TIMEOUT = 10

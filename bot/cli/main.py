@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot import __version__
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit status 1."""
+from bot.cli.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):

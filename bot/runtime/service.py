@@ -1,4 +1,4 @@
-"""The running service: the SMTP door, the processor and the outbox worker on one event loop."""
+"""The running service: the doors (SMTP, webhooks, IMAP, Slack), the processor and the outbox worker on one loop."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bot import mrkdwn
-from bot.intake import SLACK_FILES, SLACK_FILES_DELETE
+from bot.outbox_kinds import SLACK_FILES, SLACK_FILES_DELETE
 from bot.parsing.originals import attachment_bytes
 from bot.record import EvidenceRecord
 from bot.runtime import delivery

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from bot import campaigns, mrkdwn
 from bot.convert import record_from_submission
 from bot.corroboration import corroborating
-from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE, THREAD_POSTED
+from bot.outbox_kinds import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.record import EvidenceRecord
 from bot.runtime import delivery
 from bot.settings import Settings
@@ -36,6 +36,7 @@ from storage.outbox import Claimed
 log = logging.getLogger(__name__)
 
 KINDS = (SLACK_SUMMARY, SLACK_UPDATE, SLACK_THREAD, SLACK_DM)
+THREAD_POSTED = "posted ts="  # a done SLACK_THREAD item's result: this, then the reply's ts
 METADATA_EVENT = "evidence_bot_outbox"
 # Errors that no retry will mend: misconfiguration or a message Slack will never accept.
 PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",

@@ -1,4 +1,4 @@
-"""The outbox worker: performs queued side effects (acknowledgements now; Slack posts later)."""
+"""The outbox worker: claims queued side effects and performs them (e-mail here, Slack in slack_outbox)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.engine import Engine
 
 from bot import acks
-from bot.decisions import EMAIL
+from bot.outbox_kinds import EMAIL
 from bot.runtime import delivery
 from bot.settings import Settings
 from storage import outbox
