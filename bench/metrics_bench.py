@@ -2,7 +2,7 @@
 
     python bench/metrics_bench.py [--clients 20] [--messages 3000] [--rounds 3] [--database-url URL]
 
-Two servers, each `bot.service.Service` in its own subprocess with parsing held back (as
+Two servers, each `bot.runtime.service.Service` in its own subprocess with parsing held back (as
 smtp_bench's door-only: the door's own cost, not the parser's): one built with metrics (every
 reply counted, every stored message counted, /metrics served and scraped once a second, as a
 Prometheus server would), one with Service(metrics=False). The load is smtp_bench's: N clients
@@ -34,7 +34,7 @@ from smtp_bench import RCPT, make_message, python_load, stop_process  # noqa: E4
 
 
 async def _serve(mode: str, database_url: str) -> None:
-    from bot.service import Service
+    from bot.runtime.service import Service
     from bot.settings import Settings
 
     class DoorOnly(Service):

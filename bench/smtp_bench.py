@@ -5,7 +5,7 @@
 Throughput: N concurrent clients (Postfix's smtp-source if on PATH, else a raw asyncio SMTP
 client here) keep their connections open and send several messages per session to
   (a) baseline: aiosmtpd's SMTP with a handler whose handle_DATA returns "250 OK" and does nothing;
-  (b) service:  bot.service.Service as `serve` runs it (SMTP door + group commit + the processor
+  (b) service:  bot.runtime.service.Service as `serve` runs it (SMTP door + group commit + the processor
                 filing in its worker process + outbox, relay off) on a fresh migrated SQLite file
                 (or --database-url);
   (c) door only, for information: the same service with its processor held back.
@@ -55,7 +55,7 @@ class _NullHandler:
 
 
 def _settle() -> None:
-    """As `evidence-bot serve` does once started (bot.service.serve), for every server alike."""
+    """As `evidence-bot serve` does once started (bot.runtime.service.serve), for every server alike."""
     gc.collect()
     gc.freeze()
 
@@ -80,7 +80,7 @@ async def _serve(mode: str, database_url: str) -> None:
         server.close()
         return
 
-    from bot.service import Service
+    from bot.runtime.service import Service
     from bot.settings import Settings
 
     class DoorOnly(Service):

@@ -73,7 +73,7 @@ async def _baseline() -> None:
 
 async def _door_only(database_url: str) -> None:
     """The service with parsing held back: what the web door itself costs (for information)."""
-    from bot.service import Service
+    from bot.runtime.service import Service
     from bot.settings import Settings
 
     class DoorOnly(Service):

@@ -20,8 +20,10 @@ from sqlalchemy import bindparam, func, text, update
 from sqlmodel import Session, col, select
 
 from bot import similarity
+from bot.outbox_kinds import SLACK_UPDATE
 from bot.review import UNDECIDED
 from storage.models import CampaignBand, OutboxItem, Submission
+from storage.outbox import enqueue
 
 CANDIDATES = 8  # the records sharing most band keys with a new one that are verified exactly
 CARD_MEMBERS = 3  # members whose differing lines the campaign card shows
@@ -125,9 +127,6 @@ def is_member(sub: Submission) -> bool:
 def enqueue_card_update(s: Session, *, first_id: int) -> None:
     """A chat.update of the campaign's card, unless one is still waiting: 300 members arriving
     make a few updates, not 300, since the update reads the count when it runs, not now."""
-    from bot.intake import SLACK_UPDATE  # not at the top: bot.intake imports this module
-    from storage.outbox import enqueue
-
     prefix = f"{SLACK_UPDATE}:campaign:"
     # Locked, so the outbox worker (which claims with SKIP LOCKED) cannot take the waiting update
     # and read the count before this member commits: the update would then show one too few, and

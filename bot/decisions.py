@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot import acks, campaigns, finding
-from bot.intake import SLACK_DM, SLACK_UPDATE
+from bot.outbox_kinds import EMAIL, SLACK_DM, SLACK_UPDATE
 from bot.review import EDITABLE, RESULT, Action, ReviewError, check_decision
 from bot.settings import Settings
 from bot.templating import render
@@ -22,8 +22,6 @@ from storage import repo
 from storage.db import unit_of_work
 from storage.models import Submission
 from storage.outbox import enqueue
-
-EMAIL = "email"
 
 
 @dataclass(frozen=True)

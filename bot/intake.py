@@ -21,8 +21,9 @@ from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
-from bot import acks, campaigns, finding
+from bot import acks, campaigns, finding, withdraw
 from bot.convert import attachment_rows, submission_from_record
+from bot.outbox_kinds import SLACK_DM, SLACK_FILES, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
 from bot.record import EvidenceRecord, Kind, Status
@@ -36,15 +37,6 @@ from storage.outbox import enqueue
 from storage.repo import InboundDraft
 
 log = logging.getLogger(__name__)
-
-# Outbox kinds for Slack; performed by the Slack worker when Slack is configured, queued otherwise.
-SLACK_SUMMARY = "slack_summary"
-SLACK_UPDATE = "slack_update"
-SLACK_THREAD = "slack_thread"
-SLACK_DM = "slack_dm"
-SLACK_FILES = "slack_files"  # the original attachments (and an over-long text) into the summary's thread
-SLACK_FILES_DELETE = "slack_files_delete"  # erasure: the files uploaded for a record
-THREAD_POSTED = "posted ts="  # a done SLACK_THREAD item's result: this, then the reply's ts
 
 # Headers that relays add on the way: two deliveries of one message differ only in these.
 # One such header with its folded continuation lines and its line ending, anywhere in the block.
@@ -255,7 +247,7 @@ def _fallback_record(inbound: Inbound) -> EvidenceRecord:
 
 def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> Filed | None:
     """Parses one stored message and files it, in this thread (the CLI; the service uses a worker
-    process, see bot.processor). Parsing happens outside any transaction, and the raw copy is let
+    process, see bot.runtime.processor). Parsing happens outside any transaction, and the raw copy is let
     go before filing (parse_received)."""
     parsed = parse_received(engine, settings, inbound_id=inbound_id)
     if parsed is None:
@@ -352,8 +344,6 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
                 received_at=inbound.received_at,
             )
             repo.add_followup(s, followup=fu, attachments=attachment_rows(rec))
-            from bot import withdraw  # not at the top: bot.withdraw imports this module's outbox kinds
-
             # The submitter's "WITHDRAW" first, so a withdrawn record is not put back in review below.
             withdraw.from_followup(s, settings, parent, fu, thread_ids=rec.thread_ids)
             _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")

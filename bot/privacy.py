@@ -47,7 +47,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot import finding
-from bot.intake import SLACK_FILES, SLACK_FILES_DELETE, SLACK_THREAD, SLACK_UPDATE
+from bot.outbox_kinds import SLACK_FILES, SLACK_FILES_DELETE, SLACK_THREAD, SLACK_UPDATE
 from bot.record import Status
 from storage import repo
 from storage.db import unit_of_work

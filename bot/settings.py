@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="EVIDENCE_LOG_LEVEL")
     # "json": one JSON object per line (time, level, logger, message, reference, door) for a log shipper.
     log_format: Literal["text", "json"] = Field("text", validation_alias="EVIDENCE_LOG_FORMAT")
-    # When set, GET /metrics wants "Authorization: Bearer <token>" (bot.metrics).
+    # When set, GET /metrics wants "Authorization: Bearer <token>" (bot.runtime.metrics).
     metrics_token: str | None = Field(None, validation_alias="EVIDENCE_METRICS_TOKEN")
     inquiry_deadline: date | None = Field(None, validation_alias="EVIDENCE_INQUIRY_DEADLINE")
     retry_base_seconds: float = Field(30.0, gt=0, validation_alias="EVIDENCE_RETRY_BASE_SECONDS")

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot import acks
-from bot.intake import SLACK_DM, SLACK_UPDATE
+from bot.outbox_kinds import EMAIL, SLACK_DM, SLACK_UPDATE
 from bot.record import Status
 from bot.review import ReviewError
 from bot.settings import Settings
@@ -36,7 +36,6 @@ from storage.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
-EMAIL = "email"  # the decision notices' outbox kind (bot.decisions.EMAIL): same performer
 # What the summary and `/evidence status` show as "who decided": never the submitter's address
 # or name, since a confidential submitter must stay unnamed in the review channel.
 BY_SUBMITTER = "the submitter"

@@ -86,7 +86,7 @@ class CappedSMTP(SMTP):
         super().__init__(handler, **kwargs)
         self._gate = gate
         self._rate = rate
-        self._replies = replies  # reply code -> count (bot.metrics), or None: not counted
+        self._replies = replies  # reply code -> count (bot.runtime.metrics), or None: not counted
         self._holding = False
         self._refused = False
         self._client = ""
@@ -201,7 +201,7 @@ def protocol_factory(
     """One server's protocol factory; the limits are shared by all its connections.
 
     `is_trusted(ip)` says which clients (your relay) are exempt from the per-client caps;
-    `replies`, when given, counts the replies sent by code (bot.metrics).
+    `replies`, when given, counts the replies sent by code (bot.runtime.metrics).
     """
     gate = ConnectionGate(max_connections, per_client=max_connections_per_client, is_trusted=is_trusted)
     rate = MessageRate(messages_per_client_per_minute) if messages_per_client_per_minute else None

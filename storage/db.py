@@ -15,7 +15,7 @@ READ_ONLY = "evidence_read_only"  # an execution option: this unit only reads
 
 def make_engine(url: str, **kw: Any) -> Engine:
     # An error's text names its statement but not its values: those are messages, addresses and
-    # evidence, and errors end up in the log (bot.logs).
+    # evidence, and errors end up in the log (bot.runtime.logs).
     kw.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)

@@ -85,7 +85,7 @@ class PostgresDoor:
 
     def __init__(self, engine: Engine, insert: FastInboundInsert) -> None:
         # psycopg is imported only where PostgreSQL is configured: nothing on SQLite needs it, and
-        # every module loaded is more for the garbage collector to scan (see bot.service.serve).
+        # every module loaded is more for the garbage collector to scan (see bot.runtime.service.serve).
         import psycopg
 
         self._psycopg = psycopg

@@ -147,7 +147,7 @@ def test_a_slack_submission_has_no_sender_line() -> None:
 
 
 def test_show_prints_the_verdict_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.commands import _print_record
+    from bot.cli.commands import _print_record
 
     _print_record(EvidenceRecord(reference="EV-000001", title="t", authenticity={
         "spf": "none", "dkim": "fail", "dmarc": "fail", "from_domain": "kent.gov.uk", "verdict": "failed"}))

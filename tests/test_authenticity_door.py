@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from bot import pack
 from bot.convert import record_from_submission
-from bot.service import Service
+from bot.runtime.service import Service
 from handlers.slack.blocks import summary_blocks
 from storage.db import unit_of_work
 from storage.models import Inbound, OutboxItem, Submission

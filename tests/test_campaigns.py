@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot import acks, campaigns, intake, pack, similarity
+from bot import acks, campaigns, intake, outbox_kinds, pack, similarity
 from bot.convert import record_from_submission
 from bot.corroboration import keys as corroboration_keys
 from bot.decisions import decide_campaign
@@ -220,11 +220,11 @@ def test_thirty_two_mails_make_one_campaign_and_others_stay_apart(engine: Engine
     with unit_of_work(engine) as s:
         items = s.exec(select(OutboxItem)).all()
     kinds = Counter(i.kind for i in items)
-    summaries = sorted(json.loads(i.payload)["reference"] for i in items if i.kind == intake.SLACK_SUMMARY)
+    summaries = sorted(json.loads(i.payload)["reference"] for i in items if i.kind == outbox_kinds.SLACK_SUMMARY)
     assert summaries == sorted([refs[0], *other])  # no card per member
     assert kinds[acks.KIND] == 35  # every member is acknowledged as if it stood alone
     # Card updates coalesce: one waits at a time, however many members arrive.
-    assert sum(1 for i in items if i.key.startswith(f"{intake.SLACK_UPDATE}:campaign:")) == 1
+    assert sum(1 for i in items if i.key.startswith(f"{outbox_kinds.SLACK_UPDATE}:campaign:")) == 1
 
 
 def test_concurrent_filings_make_one_campaign(engine: Engine, settings: Settings) -> None:

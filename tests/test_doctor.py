@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.doctor_net import BOT_SCOPES, MANIFEST
+from bot.cli.doctor_net import BOT_SCOPES, MANIFEST
 from tests.support.dns_server import DnsServer
 from tests.support.sink import Sink, free_port
 from tests.support.slack_api import FakeSlack

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from bot import acks
-from bot.service import Service
+from bot.runtime.service import Service
 from bot.settings import Settings
 from handlers.imap import reader as imap_reader
 from handlers.imap.client import ImapTarget

@@ -7,7 +7,7 @@ import mailbox
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.importing import arrived_at
+from bot.cli.importing import arrived_at
 from tests.test_cli import mail, run
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -107,7 +107,7 @@ def test_a_batch_with_repeats_stores_each_message_once(engine: Engine) -> None:
 
 
 async def test_a_parser_that_runs_too_long_is_stopped_and_the_message_kept(engine: Engine, settings: Settings) -> None:
-    from bot.processor import Processor
+    from bot.runtime.processor import Processor
 
     intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     # A limit no worker process can meet (it has not even started): the parse is abandoned.
@@ -125,7 +125,7 @@ async def test_a_parser_that_runs_too_long_is_stopped_and_the_message_kept(engin
 
 
 async def test_the_service_processor_files_in_a_worker_process(engine: Engine, settings: Settings) -> None:
-    from bot.processor import Processor
+    from bot.runtime.processor import Processor
 
     intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     processor = Processor(engine, settings)

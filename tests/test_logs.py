@@ -20,7 +20,7 @@ from shutil import copyfile
 
 import pytest
 
-from bot.logs import JsonFormatter, TextFormatter
+from bot.runtime.logs import JsonFormatter, TextFormatter
 from tests.support.sink import Sink, free_port
 from tests.test_cli import run
 from tests.test_crash import ServeProcess

@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from bot.metrics import Metrics, MetricsEndpoint
-from bot.service import Service
+from bot.runtime.metrics import Metrics, MetricsEndpoint
+from bot.runtime.service import Service
 from storage.db import unit_of_work
 from storage.models import Inbound, utcnow
 from storage.outbox import enqueue

@@ -16,8 +16,10 @@ from sqlalchemy import inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake, privacy, privacy_cli
-from bot.cli import UserError, build_parser
+from bot import intake, privacy
+from bot.cli import privacy as privacy_cli
+from bot.cli.errors import UserError
+from bot.cli.main import build_parser
 from bot.decisions import decide
 from bot.review import Action
 from bot.settings import Settings

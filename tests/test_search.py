@@ -258,7 +258,7 @@ def test_cli_search(db_url: str, engine: Engine, three: list[str]) -> None:
 def test_cli_says_when_a_broad_query_was_capped(
     db_url: str, three: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.cli import main
+    from bot.cli.main import main
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     assert main(["search", "bins"]) == 0

@@ -1,6 +1,6 @@
 """The Slack door end to end: the real service, signed requests shaped like Slack's, a local Slack.
 
-Each test starts `bot.service.Service` against FakeSlack (tests/support/slack_api.py) and POSTs
+Each test starts `bot.runtime.service.Service` against FakeSlack (tests/support/slack_api.py) and POSTs
 what Slack would POST to /slack/events; what the service does in return is read back from the
 calls FakeSlack recorded and from the database. Nothing in the service is mocked.
 """
@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot.service import Service
+from bot.runtime.service import Service
 from storage import repo
 from storage.db import unit_of_work
 from storage.models import Audit, Inbound, Submission

@@ -20,7 +20,7 @@ from sqlmodel import col
 from bot import intake
 from bot.decisions import decide
 from bot.review import Action
-from bot.service import Service
+from bot.runtime.service import Service
 from bot.settings import Settings
 from storage.db import unit_of_work
 from storage.models import OutboxItem, Submission, utcnow

@@ -24,9 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake, mrkdwn
+from bot import intake, mrkdwn, outbox_kinds
 from bot.parsing.originals import attachment_bytes
-from bot.service import Service
+from bot.runtime.service import Service
 from bot.settings import Settings
 from bot.uploads import why_not_upload
 from handlers.slack.reading import full_text_view
@@ -154,7 +154,7 @@ async def test_originals_go_into_the_thread_and_the_rest_is_listed_with_reasons(
 def _files_item(engine: Engine) -> tuple[str, str | None]:
     with unit_of_work(engine) as s:
         row = s.execute(select(col(OutboxItem.status), col(OutboxItem.result))
-                        .where(col(OutboxItem.kind) == intake.SLACK_FILES)).one()
+                        .where(col(OutboxItem.kind) == outbox_kinds.SLACK_FILES)).one()
         return row[0], row[1]
 
 
@@ -172,7 +172,8 @@ async def test_uploads_happen_once_across_429_5xx_and_a_lost_worker(db_url: str,
         with unit_of_work(engine) as s:
             s.execute(update(Submission).where(col(Submission.reference) == ref)
                       .values(review_channel=CHANNEL, review_ts=ts))
-            s.execute(update(OutboxItem).where(col(OutboxItem.kind) == intake.SLACK_SUMMARY).values(status="done"))
+            s.execute(update(OutboxItem).where(col(OutboxItem.kind) == outbox_kinds.SLACK_SUMMARY)
+                      .values(status="done"))
         # An earlier worker began both uploads and died: it had completed the chart (Slack shows it)
         # but not the notes. Its lease has run out.
         got = await client.files_getUploadURLExternal(filename="chart.png", length=len(PNG))
@@ -183,7 +184,7 @@ async def test_uploads_happen_once_across_429_5xx_and_a_lost_worker(db_url: str,
         abandoned = (await client.files_getUploadURLExternal(filename="board-minutes.txt", length=10))["file_id"]
         progress = {"started": {chart_slot: got["file_id"], notes_slot: abandoned}, "done": {}, "left_out_ts": None}
         with unit_of_work(engine) as s:
-            s.execute(update(OutboxItem).where(col(OutboxItem.kind) == intake.SLACK_FILES).values(
+            s.execute(update(OutboxItem).where(col(OutboxItem.kind) == outbox_kinds.SLACK_FILES).values(
                 status="sending", locked_by="dead-worker", locked_until=utcnow(), result=json.dumps(progress)))
         slack.fail_next("files.getUploadURLExternal", status=429, retry_after=1)
         slack.fail_next("files.completeUploadExternal", status=500)

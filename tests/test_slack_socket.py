@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 
-from bot.service import Service
+from bot.runtime.service import Service
 from storage.db import make_engine
 from tests.conftest import make_settings
 from tests.support.slack_api import FakeSlack

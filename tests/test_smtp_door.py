@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot.service import NotMigrated, Service
+from bot.runtime.service import NotMigrated, Service
 from bot.settings import Settings
 from storage.db import make_engine, unit_of_work
 from storage.migrate import upgrade

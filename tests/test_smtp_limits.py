@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.service import Service
+from bot.runtime.service import Service
 from handlers import smtp_limits
 from handlers.smtp_limits import ConnectionGate, MessageRate, client_key, plain_ip
 from storage.db import make_engine

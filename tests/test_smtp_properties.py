@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.service import Service
+from bot.runtime.service import Service
 from storage.db import make_engine, unit_of_work
 from storage.models import Inbound
 from tests.conftest import make_settings

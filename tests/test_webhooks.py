@@ -27,7 +27,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.service import Service
+from bot.runtime.service import Service
 from handlers import webhooks
 from storage.db import make_engine, unit_of_work
 from storage.models import Inbound, InboundToken, Submission

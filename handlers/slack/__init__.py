@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.services import Services
+from bot.runtime.services import Services
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import mrkdwn
 from bot.decisions import decide
 from bot.review import Action, ReviewError
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers.slack import modals, reading
 from handlers.slack.common import NOT_REVIEWER, actor, already_decided, is_open, load_async, may_review
 

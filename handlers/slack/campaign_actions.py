@@ -20,7 +20,7 @@ from bot import campaigns, mrkdwn
 from bot.decisions import decide_campaign
 from bot.intake import enqueue_summary
 from bot.review import MAX_REASON, Action, ReviewError
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers.slack import campaign_card, modals, reading
 from handlers.slack.actions import review_error_text, reviewer_click, tell, where
 from handlers.slack.common import NOT_REVIEWER, actor, may_review

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import mrkdwn
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers.slack import export, find, modals, submitter
 from handlers.slack.common import Snapshot, load_async, may_review, person, reference_of
 

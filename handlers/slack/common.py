@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from bot import mrkdwn
 from bot.references import format_reference, parse_reference
 from bot.review import EDITABLE, UNDECIDED
-from bot.services import Services
+from bot.runtime.services import Services
 from storage import repo
 from storage.db import unit_of_work
 from storage.models import Submission

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import pack
-from bot.services import Services
+from bot.runtime.services import Services
 
 log = logging.getLogger(__name__)
 

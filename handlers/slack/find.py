@@ -12,7 +12,7 @@ import asyncio
 from sqlalchemy.engine import Engine
 
 from bot import mrkdwn, stats
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers.slack.common import may_review
 from storage import search
 from storage.db import unit_of_work

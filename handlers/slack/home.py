@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import mrkdwn, stats
-from bot.services import Services
+from bot.runtime.services import Services
 from bot.settings import Settings
 from handlers.slack.common import may_review
 from handlers.slack.find import collect_stats

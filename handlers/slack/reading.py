@@ -3,7 +3,7 @@
 Builders only (no bolt): the outbox uses them too; the listener is in handlers.slack.actions.
 A modal holds at most 100 blocks of at most 3,000 characters; long evidence is split into
 sections at paragraph breaks. What does not fit is in the summary's thread, where the outbox
-uploads the whole text as a file next to the original attachments (bot.slack_outbox), and the
+uploads the whole text as a file next to the original attachments (bot.runtime.slack_outbox), and the
 modal's last block says so. `full_text_view` decides both, so the two can never disagree.
 """
 

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.parsing.fields import extract_fields
 from bot.record import Outcome
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers.slack import modals
 from handlers.slack.actions import tell
 

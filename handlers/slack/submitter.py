@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
 from bot import mrkdwn
-from bot.services import Services
+from bot.runtime.services import Services
 from bot.withdraw import WithdrawError, withdraw
 from handlers.slack.common import reference_of
 from storage.db import unit_of_work

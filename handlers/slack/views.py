@@ -18,7 +18,7 @@ from bot.decisions import decide, edit_fields
 from bot.intake import process_inbound, slack_draft, store_now
 from bot.parsing.slack_form import validate
 from bot.review import Action, ReviewError, parse_edit
-from bot.services import Services
+from bot.runtime.services import Services
 from handlers.slack import modals
 from handlers.slack.common import NOT_REVIEWER, actor, may_review
 

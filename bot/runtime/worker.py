@@ -1,4 +1,4 @@
-"""The outbox worker: performs queued side effects (acknowledgements now; Slack posts later)."""
+"""The outbox worker: claims queued side effects and performs them (e-mail here, Slack in slack_outbox)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.engine import Engine
 
-from bot import acks, delivery
-from bot.decisions import EMAIL
+from bot import acks
+from bot.outbox_kinds import EMAIL
+from bot.runtime import delivery
 from bot.settings import Settings
 from storage import outbox
 
@@ -38,7 +39,7 @@ class OutboxWorker:
         on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
-        self.on_failure = on_failure or (lambda kind: None)  # bot.metrics: failed attempts by kind
+        self.on_failure = on_failure or (lambda kind: None)  # bot.runtime.metrics: failed attempts by kind
         self.settings = settings
         self.poll = poll
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.cli import UserError
+from bot.cli.errors import UserError
 
 if TYPE_CHECKING:  # the parser is built for --help too; the database layer loads only to run
     from sqlalchemy.engine import Engine

@@ -1,4 +1,4 @@
-"""The running service: the SMTP door, the processor and the outbox worker on one event loop."""
+"""The running service: the doors (SMTP, webhooks, IMAP, Slack), the processor and the outbox worker on one loop."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from bot.intake import door_of
-from bot.metrics import NO_METRICS, Metrics, MetricsEndpoint
-from bot.processor import Processor
 from bot.review import Reviewers
-from bot.services import ReviewerDirectory, Services
+from bot.runtime.metrics import NO_METRICS, Metrics, MetricsEndpoint
+from bot.runtime.processor import Processor
+from bot.runtime.services import ReviewerDirectory, Services
+from bot.runtime.slack_app import build_app, build_web, make_client
+from bot.runtime.slack_outbox import SlackPerformer
+from bot.runtime.worker import OutboxWorker
 from bot.settings import Settings
-from bot.slack_app import build_app, build_web, make_client
-from bot.slack_outbox import SlackPerformer
-from bot.worker import OutboxWorker
 from handlers import webhooks
 from handlers.smtp import EvidenceHandler, protocol_factory, tls_context
 from storage.db import make_engine
@@ -185,7 +185,7 @@ class Service:
                                        is_trusted=s.is_trusted_client,
                                        replies=self.metrics.smtp_replies if self.metrics.enabled else None)
             self._server = await loop.create_server(factory, host=s.smtp_host, port=s.smtp_port)
-            # The count, not the addresses: the log names no address (bot.logs).
+            # The count, not the addresses: the log names no address (bot.runtime.logs).
             log.info("SMTP door listening on %s:%d for %d address(es)", s.smtp_host, self.smtp_port,
                      len(s.evidence_addresses))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bot.cli import UserError
+from bot.cli.errors import UserError
 from bot.settings import Settings
 
 PAGES_PER_STEP = 1024  # 4 MB a step at SQLite's default page size

@@ -19,11 +19,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 
-from bot import campaigns, delivery, mrkdwn
+from bot import campaigns, mrkdwn
 from bot.convert import record_from_submission
 from bot.corroboration import corroborating
-from bot.intake import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE, THREAD_POSTED
+from bot.outbox_kinds import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.record import EvidenceRecord
+from bot.runtime import delivery
 from bot.settings import Settings
 from handlers.slack.blocks import summary_blocks
 from handlers.slack.campaign_card import campaign_blocks
@@ -35,6 +36,7 @@ from storage.outbox import Claimed
 log = logging.getLogger(__name__)
 
 KINDS = (SLACK_SUMMARY, SLACK_UPDATE, SLACK_THREAD, SLACK_DM)
+THREAD_POSTED = "posted ts="  # a done SLACK_THREAD item's result: this, then the reply's ts
 METADATA_EVENT = "evidence_bot_outbox"
 # Errors that no retry will mend: misconfiguration or a message Slack will never accept.
 PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_auth",
@@ -56,7 +58,7 @@ class SlackPerformer:
         self._parents: dict[int, tuple[str | None, str | None]] = {}  # member id -> its campaign card
 
     def performers(self) -> dict[str, Any]:
-        from bot.slack_files import SlackFiles  # it builds on this class
+        from bot.runtime.slack_files import SlackFiles  # it builds on this class
 
         return {SLACK_SUMMARY: self.summary, SLACK_UPDATE: self.update, SLACK_THREAD: self.thread,
                 SLACK_DM: self.dm, **SlackFiles(self).performers()}

@@ -1,7 +1,7 @@
 """The doctor's checks that go over the network: DNS (MX), the relay, Slack, IMAP.
 
-Each has a short timeout and yields bot.doctor.Result lines; see bot.doctor for what fails the run.
-Nothing here sends mail, posts to Slack or changes a mailbox: every check only looks.
+Each has a short timeout and yields bot.cli.doctor_result.Result lines; see bot.cli.doctor for what
+fails the run. Nothing here sends mail, posts to Slack or changes a mailbox: every check only looks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bot.doctor import Result
+from bot.cli.doctor_result import Result
 from bot.settings import Settings
 
 TIMEOUT = 10
@@ -25,7 +25,7 @@ TIMEOUT = 10
 # the manifest is not installed with the package, the doctor must work without it.
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "im:write", "usergroups:read", "users:read",
               "channels:history", "files:write", "groups:history")
-MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "slack-app-manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-app-manifest.yml"
 
 
 # ---------------------------------------------------------------- DNS

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from bot.metrics import NO_METRICS, Metrics
 from bot.review import Reviewers
+from bot.runtime.metrics import NO_METRICS, Metrics
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,4 +64,4 @@ class Services:
     settings: Settings
     reviewers: ReviewerDirectory
     wake_outbox: Callable[[], None] = field(default=lambda: None)
-    metrics: Metrics = NO_METRICS  # the Service's counters (bot.metrics): Slack submissions, decisions
+    metrics: Metrics = NO_METRICS  # the Service's counters (bot.runtime.metrics): Slack submissions, decisions

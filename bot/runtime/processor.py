@@ -30,7 +30,7 @@ def _init_worker(log_level: str, log_format: str) -> None:
     """The worker's start: a lower priority, and the service's log format (a spawned process
     starts with no logging set up, and its lines must read like the rest, JSON included)."""
     os.nice(10)
-    from bot import logs
+    from bot.runtime import logs
 
     logs.configure(log_level, log_format)
 

@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot import delivery, mrkdwn
-from bot.intake import SLACK_FILES, SLACK_FILES_DELETE
+from bot import mrkdwn
+from bot.outbox_kinds import SLACK_FILES, SLACK_FILES_DELETE
 from bot.parsing.originals import attachment_bytes
 from bot.record import EvidenceRecord
+from bot.runtime import delivery
 from bot.uploads import why_not_upload
 from handlers.slack.reading import full_text_document, full_text_view, overflow_filename
 from storage import outbox, repo
 from storage.db import unit_of_work
 
 if TYPE_CHECKING:
-    from bot.slack_outbox import SlackPerformer
+    from bot.runtime.slack_outbox import SlackPerformer
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot import __version__
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line, exit status 1."""
+from bot.cli.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("reference")
     sp.add_argument("--json", action="store_true")
 
-    from bot.search_cmd import add_arguments as search_arguments
+    from bot.cli.search import add_arguments as search_arguments
 
     search_arguments(sub.add_parser("search", help="full-text search of the records, best matches first"))
 
-    from bot.privacy_cli import add_arguments as add_privacy_commands
+    from bot.cli.privacy import add_arguments as add_privacy_commands
 
     add_privacy_commands(sub)  # erase, purge
 
@@ -104,18 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.settings import load_settings
 
         if args.command == "doctor":
-            from bot import doctor  # before the settings load: a bad setting is one of its findings
+            from bot.cli import doctor  # before the settings load: a bad setting is one of its findings
 
             logging.basicConfig(level="CRITICAL")
             return doctor.run(as_json=args.json)
         settings = load_settings()
         # The service logs at the configured level; one-shot commands speak only of trouble.
         level = settings.log_level.upper() if args.command == "serve" else "WARNING"
-        from bot import logs
+        from bot.runtime import logs
 
         logs.configure(level, settings.log_format)
         json_logs = settings.log_format == "json"
-        from bot import commands
+        from bot.cli import commands
 
         return commands.run(args, settings)
     except KeyboardInterrupt:

@@ -14,13 +14,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.services import Services
+from bot.runtime.services import Services
 
 log = logging.getLogger(__name__)
 
 
 class CountingClient(AsyncWebClient):
-    """The Web API client, telling `on_error` of every failed call (bot.metrics): every Slack call
+    """The Web API client, telling `on_error` of every failed call (bot.runtime.metrics): every Slack call
     of the service, from the outbox and the listeners alike, goes through api_call."""
 
     def __init__(self, *args: Any, on_error: Callable[[str], None] | None = None, **kwargs: Any) -> None:

@@ -1,4 +1,4 @@
-"""Reading evidence that arrived before the service: .eml files, folders, mbox files, Maildirs."""
+"""`evidence-bot import`: reading evidence that arrived before the service (.eml, folders, mbox, Maildir)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def formatter(fmt: str) -> logging.Formatter:
 
 def configure(level: str, fmt: str = "text") -> None:
     """The root logger to stderr in `fmt` ("text" or "json"); replaces any earlier set-up, so a
-    worker process (bot.processor) can call it again."""
+    worker process (bot.runtime.processor) can call it again."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(fmt))
     root = logging.getLogger()

@@ -16,9 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot import finding
-from bot.cli import UserError
-from bot.commands import migrated_engine
-from bot.settings import Settings
+from bot.cli.errors import UserError
 from storage import search
 from storage.db import unit_of_work
 from storage.models import Submission
@@ -63,8 +61,8 @@ def print_hits(hits: list[search.Hit], out: IO[str]) -> None:
             out.write(f"            {plain_snippet(h.snippet)}\n")
 
 
-def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    engine = migrated_engine(settings)
+def run(args: argparse.Namespace, engine: Engine) -> int:
+    """`evidence-bot search` on a migrated database (bot.cli.commands checks that first)."""
     if args.reindex:
         n = reindex(engine)
         print(f"re-indexed {n} record(s)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""What each CLI command does; bot.cli turns arguments into these calls and errors into one line."""
+"""What each CLI command does; bot.cli.main turns arguments into these calls and errors into one line."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlmodel import Session
 from tqdm import tqdm
 
 from bot import authenticity, campaigns
-from bot.cli import UserError
+from bot.cli.errors import UserError
 from bot.convert import record_from_submission
 from bot.record import JSON_KEYS, EvidenceRecord
 from bot.settings import Settings
@@ -27,13 +27,13 @@ from storage.models import Submission
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("erase", "purge"):
-        from bot import privacy_cli
+        from bot.cli import privacy as privacy_cli
 
         return privacy_cli.run(args, migrated_engine(settings))
     if args.command == "search":
-        from bot.search_cmd import cmd_search
+        from bot.cli import search
 
-        return cmd_search(args, settings)
+        return search.run(args, migrated_engine(settings))
     handler = {
         "serve": cmd_serve, "parse": cmd_parse, "import": cmd_import, "list": cmd_list,
         "show": cmd_show, "export": cmd_export, "db": cmd_db, "decide": cmd_decide, "audit": cmd_audit,
@@ -47,14 +47,14 @@ def _print_json(obj: Any, out: IO[str] = sys.stdout) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.service import serve
+    from bot.runtime.service import serve
 
     asyncio.run(serve(settings, smtp=not args.no_smtp, web=not args.no_web))
     return 0
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import backup
+    from bot.cli import backup
 
     return backup.run(settings, args.file, force=args.force)
 
@@ -91,7 +91,8 @@ def migrated_engine(settings: Settings) -> Engine:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import importing, intake  # the parser's imports (PDF, Word) only when needed
+    from bot import intake
+    from bot.cli import importing  # the parser's imports (PDF, Word) only when needed
 
     engine = migrated_engine(settings)
     rcpt = settings.evidence_addresses[0]

@@ -8,7 +8,7 @@ without an address, or DNS not answering), a relay that refuses us, a Slack toke
 or scope that does not work, an IMAP login that fails, a webhook secret shorter than 16 characters.
 What does not: an MX that points at another host (a provider or relay may forward to us), no relay
 configured (receipts wait in the outbox), the SMTP port already held by a server answering 220
-(most likely `serve` itself). The network checks live in bot.doctor_net.
+(most likely `serve` itself). The network checks live in bot.cli.doctor_net.
 """
 
 from __future__ import annotations
@@ -18,20 +18,13 @@ import json
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from bot.cli.doctor_result import Result
 from bot.settings import ConfigError, Settings, load_settings
 
 MIN_SECRET = 16
-
-
-@dataclass(frozen=True)
-class Result:
-    check: str
-    ok: bool
-    detail: str
-    fix: str | None = None  # with ok: a suggestion, shown as "!"
 
 
 def run(*, as_json: bool) -> int:
@@ -57,7 +50,7 @@ def checks() -> Iterator[Result]:
         yield Result("settings", False, str(e), "correct that variable in the environment or .env")
         return
     yield Result("settings", True, "loaded")
-    from bot import doctor_net
+    from bot.cli import doctor_net
 
     steps: list[Callable[[Settings], Iterator[Result]]] = [
         database, smtp_port, doctor_net.dns, doctor_net.relay, doctor_net.slack, doctor_net.imap, secrets,
