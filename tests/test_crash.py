@@ -375,7 +375,7 @@ def test_sigkill_mid_stream_loses_no_accepted_message(run: Run) -> None:
         with lock:
             return len(accepted) >= 25 and sink.holder.holding.is_set()
 
-    wait_until(ready_to_kill, 30, "25 messages accepted and an ack held at the relay")
+    wait_until(ready_to_kill, 90, "25 messages accepted and an ack held at the relay")
     first.kill()  # messages are still flowing: six clients are mid-session
     for t in threads:
         t.join(timeout=30)
