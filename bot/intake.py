@@ -51,11 +51,15 @@ _MSGID = re.compile(rb"^message-id\s*:\s*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE |
 
 def head_end(raw: bytes) -> tuple[int, int]:
     """(end of the header section, start of the body); no copies, since messages can be 25 MB."""
-    candidates = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0]
-    if not candidates:
-        return len(raw), len(raw)
-    i, n = min(candidates)
-    return i, i + n
+    crlf = raw.find(b"\r\n\r\n")
+    # A bare-LF blank line counts only before the first CRLF one (whichever comes first ends the
+    # head), so a CRLF message is not scanned to its end for "\n\n".
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else len(raw))
+    if lf >= 0:
+        return lf, lf + 2
+    if crlf >= 0:
+        return crlf, crlf + 4
+    return len(raw), len(raw)
 
 
 def header_block(raw: bytes) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
 from dataclasses import dataclass
 
@@ -48,11 +49,11 @@ class GroupCommitter:
         self._sqlite = SqliteDoor(engine, self._insert) if engine.dialect.name == "sqlite" else None
         self._pg = PostgresDoor(engine, self._insert) if engine.dialect.name == "postgresql" else None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # SQLite: what waits for the commit thread, guarded by _cv (the loop appends, the thread takes).
-        self._cv = threading.Condition()
-        self._waiting: list[Waiting] = []
-        self._closing = False
+        # SQLite: what waits for the commit thread (a C queue: a put costs the loop well under a
+        # microsecond, where a threading.Condition's notify is Python code); None asks it to end.
+        self._handed: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._closing = False  # set on the loop by stop(): nothing more is handed over after it
         # Other databases: a task on the loop takes batches from this queue.
         self._queue: asyncio.Queue[Waiting] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -69,9 +70,8 @@ class GroupCommitter:
     async def stop(self) -> None:
         """Finishes what is queued (each waiting session still gets its answer), then stops."""
         if self._thread is not None:
-            with self._cv:
-                self._closing = True
-                self._cv.notify()
+            self._closing = True
+            self._handed.put(None)  # after everything handed over before it
             # Joined off the loop: the thread hands its last results to the loop as it finishes.
             await asyncio.to_thread(self._thread.join)
             self._thread = None
@@ -93,12 +93,9 @@ class GroupCommitter:
         # A client that hangs up mid-commit cancels this future, never the commit: the draft is
         # already handed over, and the committer skips futures that are done.
         if self._thread is not None:
-            with self._cv:
-                if self._closing or not self._thread.is_alive():
-                    raise RuntimeError("group committer is not running")
-                self._waiting.append((draft, fut))
-                if len(self._waiting) == 1:
-                    self._cv.notify()
+            if self._closing or not self._thread.is_alive():
+                raise RuntimeError("group committer is not running")
+            self._handed.put((draft, fut))
         elif self._task is not None and not self._task.done():
             self._queue.put_nowait((draft, fut))
         else:
@@ -109,13 +106,22 @@ class GroupCommitter:
 
     def _commit_thread(self) -> None:
         assert self._sqlite is not None and self._loop is not None
-        while True:
-            with self._cv:
-                while not self._waiting and not self._closing:
-                    self._cv.wait()
-                if not self._waiting:
-                    return  # closing, and nothing left to commit
-                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch:]
+        closing = False
+        while not closing:
+            first = self._handed.get()
+            if first is None:
+                return
+            # Everything handed over while the last commit ran goes down in this one.
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._handed.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    closing = True
+                    break
+                batch.append(nxt)
             drafts = [d for d, _ in batch]
             try:
                 try:

@@ -8,6 +8,7 @@ into play. Fields are kept as bytes: the raw message must be stored exactly as t
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import re
 from collections.abc import AsyncIterator, Iterable
@@ -36,6 +37,13 @@ def _check_length(request: web.Request, budget: int) -> None:
 async def read_body(request: web.Request, budget: int) -> bytes:
     """The whole body, refused with 413 as soon as it passes `budget` (never buffered past it)."""
     _check_length(request, budget)
+    if request.content_length is not None and not request.headers.get("Transfer-Encoding"):
+        # The length is declared and within the budget: one read of exactly that (a body cut
+        # short by the client is a malformed request).
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError:
+            raise Refuse(400, "the body is shorter than its Content-Length") from None
     body = bytearray()
     async for chunk in request.content.iter_chunked(CHUNK):
         body += chunk
