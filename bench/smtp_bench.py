@@ -94,6 +94,7 @@ async def _serve(mode: str, database_url: str) -> None:
         "EVIDENCE_ADDRESSES": RCPT,
         "EVIDENCE_SMTP_HOST": "127.0.0.1",
         "EVIDENCE_SMTP_PORT": 0,
+        "PORT": 0,  # the web side on a free port: a default 3000 may be taken on a shared machine
         "EVIDENCE_MAX_MESSAGE_BYTES": MAX_BYTES,
         "EVIDENCE_SMTP_MAX_CONNECTIONS": 1000,
     })
