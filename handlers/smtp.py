@@ -17,6 +17,7 @@ from typing import Any, cast
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from bot.intake import draft
+from handlers.smtp_data import OneBufferDATA
 from handlers.smtp_limits import TOO_FAST, ConnectionGate, MessageRate, client_key, plain_ip
 from storage.writer import GroupCommitter, Stored
 
@@ -76,10 +77,11 @@ class EvidenceHandler:
         return "421 4.3.0 Local error, closing connection"
 
 
-class CappedSMTP(SMTP):
+class CappedSMTP(OneBufferDATA):
     """aiosmtpd's SMTP protocol under the door's limits (handlers.smtp_limits): the global and
     per-client connection caps (421 past them), the idle timeout (shorter under stress), the
-    per-client message rate (450 past it)."""
+    per-client message rate (450 past it). DATA reads the message into one buffer
+    (handlers.smtp_data)."""
 
     def __init__(self, handler: Any, *, gate: ConnectionGate, rate: MessageRate | None = None,
                  replies: dict[str, int] | None = None, **kwargs: Any) -> None:

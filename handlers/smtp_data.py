@@ -1,0 +1,150 @@
+"""aiosmtpd's DATA command with the message read into one buffer (issue 11: memory).
+
+aiosmtpd 1.4's `SMTP.smtp_DATA` keeps every line of the message as a bytearray of its own in a
+list, then joins them: for a 20 MB message of 78-byte lines that is about 2x the message in line
+objects (each carries some 60 bytes of object header and allocator rounding) plus 1x for the
+join, alive at once. `OneBufferDATA.smtp_DATA` appends each line, dot-unstuffed, to one growing
+bytearray instead: about 1x while reading.
+
+Everything else is aiosmtpd's, line for line, so the replies and what is stored are the same
+(tests/test_smtp_data.py runs both on the same inputs and compares): 354 first; a line that is
+exactly ".\r\n" ends the data; lines end at CRLF only (a bare LF is data); a leading dot is
+removed from every line; past `data_size_limit` bytes (counted before unstuffing, line endings
+included) the rest is read and dropped and the answer is 552; a line longer than
+`line_length_limit` (the StreamReader's limit, with its LimitOverrunError handled the same way)
+makes the answer 500, whichever of the two came first; a connection lost mid-DATA closes the
+writer and cancels the session; then the handler's `handle_DATA` (or the deprecated
+`process_message`) and the post-DATA state.
+
+Two differences, both invisible to a client: aiosmtpd logs every line of the message at DEBUG,
+which would put evidence in the log and costs a call per line, and this does not; and the
+envelope's `original_content` (and `content`, unless `decode_data`) may be the bytearray itself
+rather than a bytes copy, when `bytes_content` is False (see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from warnings import warn
+
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+
+# aiosmtpd's own logger, so "Connection lost during DATA" goes where it always went.
+log = logging.getLogger("mail.log")
+
+_NOMINAL, _TOO_LONG, _TOO_MUCH = 0, 1, 2
+
+
+class OneBufferDATA(SMTP):
+    """aiosmtpd's SMTP with a DATA command that holds the message once while reading it."""
+
+    # True: the handler sees bytes, as with aiosmtpd; copying the buffer into them costs a
+    # second copy of the message for a moment. False: the handler gets the bytearray itself and
+    # must take any bytes-like object (handlers.smtp.EvidenceHandler does).
+    bytes_content = True
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = bytearray()
+        reader = self._reader
+        num_bytes = 0
+        limit = self.data_size_limit
+        line_limit = self.line_length_limit
+        # A line arrives in pieces only after a LimitOverrunError, which makes the state TOO_LONG
+        # (unless it is TOO_MUCH already): a NOMINAL line is always one readuntil() result, so only
+        # whether a line is unfinished needs remembering, not its pieces.
+        in_line = False
+        state = _NOMINAL
+        while self.transport is not None:  # as aiosmtpd: connection_lost cancels this task first
+            try:
+                line: bytes = await reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as e:
+                # The line is longer than the StreamReader's limit. The 500 waits until the data
+                # is all read (RFC 5321 s.4.2.5, as aiosmtpd reads it); what was kept is dropped.
+                if state == _NOMINAL:
+                    state = _TOO_LONG
+                data = bytearray()
+                line = await reader.read(e.consumed)
+            if not in_line and line == b".\r\n":
+                break
+            num_bytes += len(line)
+            if state == _NOMINAL and limit and num_bytes > limit:
+                state = _TOO_MUCH
+                data = bytearray()  # the rest is read and dropped: the 552 waits for the end
+            in_line = not line.endswith(b"\r\n")
+            if not in_line and state == _NOMINAL:
+                if len(line) > line_limit:  # aiosmtpd's defensive check (readuntil's limit is 2 more)
+                    state = _TOO_LONG
+                    data = bytearray()
+                elif line[:1] == b".":
+                    data += memoryview(line)[1:]  # RFC 5321 s.4.5.2: the sender doubled a leading dot
+                else:
+                    data += line
+
+        if state != _NOMINAL:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == _TOO_LONG
+                            else "552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+
+        original_content: bytes | bytearray = data
+        if self.bytes_content or self._decode_data:
+            original_content = bytes(data)
+            del data  # only the bytes are referred to from here on
+        content: str | bytes | bytearray
+        if self._decode_data:
+            if self.enable_SMTPUTF8:
+                content = original_content.decode("utf-8", errors="surrogateescape")
+            else:
+                try:
+                    content = original_content.decode("ascii", errors="strict")
+                except UnicodeDecodeError:
+                    # The server asked for ASCII and the client sent something else anyway.
+                    await self.push("500 Error: strict ASCII mode")
+                    return
+        else:
+            content = original_content
+        # aiosmtpd types these as bytes; a bytearray is bytes-like and only ever read.
+        self.envelope.content = content  # type: ignore[assignment]
+        self.envelope.original_content = original_content  # type: ignore[assignment]
+
+        if "DATA" in self._handle_hooks:
+            status = await self._call_handler_hook("DATA")
+        else:
+            status = await self._process_message()
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _process_message(self) -> Any:
+        """aiosmtpd's backward compatibility for handlers with `process_message` only."""
+        status: Any = MISSING
+        if hasattr(self.event_handler, "process_message"):
+            warn("Use handler.handle_DATA() instead of .process_message()", DeprecationWarning, stacklevel=2)
+            assert self.session is not None and self.envelope is not None
+            args = (self.session.peer, self.envelope.mail_from, self.envelope.rcpt_tos, self.envelope.content)
+            if asyncio.iscoroutinefunction(self.event_handler.process_message):
+                status = await self.event_handler.process_message(*args)
+            else:
+                status = self.event_handler.process_message(*args)
+            if status is None:
+                status = MISSING
+        return status
