@@ -54,7 +54,8 @@ class EvidenceHandler:
             return "554 5.5.1 No valid recipients"
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         try:
-            # aiosmtpd reports the null sender of bounces as "<>"; we store it as "".
+            # aiosmtpd reports the null sender of bounces as "<>"; we store it as "". bytes(raw)
+            # is raw itself, no copy: the DATA buffer is bytes already (handlers.smtp_data).
             sender = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
             d = draft(bytes(raw), envelope_from=sender, rcpts=envelope.rcpt_tos, peer=peer, helo=session.host_name)
             stored = await self.committer.store(d)

@@ -3,8 +3,11 @@
 aiosmtpd 1.4's `SMTP.smtp_DATA` keeps every line of the message as a bytearray of its own in a
 list, then joins them: for a 20 MB message of 78-byte lines that is about 2x the message in line
 objects (each carries some 60 bytes of object header and allocator rounding) plus 1x for the
-join, alive at once. `OneBufferDATA.smtp_DATA` appends each line, dot-unstuffed, to one growing
-bytearray instead: about 1x while reading.
+join, alive at once. `OneBufferDATA.smtp_DATA` writes each line, dot-unstuffed, to one io.BytesIO
+instead, and hands the handler its getvalue(): about 1x in all. BytesIO grows a bytes object of
+its own and getvalue() returns that very object (trimmed to size in place) while nothing else
+refers to its buffer, so the handler gets bytes, as from aiosmtpd, without a copy; a bytearray
+would have cost one (bytes(bytearray) copies), or handing the bytearray on.
 
 Everything else is aiosmtpd's, line for line, so the replies and what is stored are the same
 (tests/test_smtp_data.py runs both on the same inputs and compares): 354 first; a line that is
@@ -16,15 +19,14 @@ makes the answer 500, whichever of the two came first; a connection lost mid-DAT
 writer and cancels the session; then the handler's `handle_DATA` (or the deprecated
 `process_message`) and the post-DATA state.
 
-Two differences, both invisible to a client: aiosmtpd logs every line of the message at DEBUG,
-which would put evidence in the log and costs a call per line, and this does not; and the
-envelope's `original_content` (and `content`, unless `decode_data`) may be the bytearray itself
-rather than a bytes copy, when `bytes_content` is False (see there).
+One difference, invisible to a client: aiosmtpd logs every line of the message at DEBUG, which
+would put evidence in the log and costs a call per line; this does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any
 from warnings import warn
@@ -39,11 +41,6 @@ _NOMINAL, _TOO_LONG, _TOO_MUCH = 0, 1, 2
 
 class OneBufferDATA(SMTP):
     """aiosmtpd's SMTP with a DATA command that holds the message once while reading it."""
-
-    # True: the handler sees bytes, as with aiosmtpd; copying the buffer into them costs a
-    # second copy of the message for a moment. False: the handler gets the bytearray itself and
-    # must take any bytes-like object (handlers.smtp.EvidenceHandler does).
-    bytes_content = True
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -60,7 +57,7 @@ class OneBufferDATA(SMTP):
             return
 
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        data = bytearray()
+        data = io.BytesIO()
         reader = self._reader
         num_bytes = 0
         limit = self.data_size_limit
@@ -82,23 +79,23 @@ class OneBufferDATA(SMTP):
                 # is all read (RFC 5321 s.4.2.5, as aiosmtpd reads it); what was kept is dropped.
                 if state == _NOMINAL:
                     state = _TOO_LONG
-                data = bytearray()
+                data = io.BytesIO()
                 line = await reader.read(e.consumed)
             if not in_line and line == b".\r\n":
                 break
             num_bytes += len(line)
             if state == _NOMINAL and limit and num_bytes > limit:
                 state = _TOO_MUCH
-                data = bytearray()  # the rest is read and dropped: the 552 waits for the end
+                data = io.BytesIO()  # the rest is read and dropped: the 552 waits for the end
             in_line = not line.endswith(b"\r\n")
             if not in_line and state == _NOMINAL:
                 if len(line) > line_limit:  # aiosmtpd's defensive check (readuntil's limit is 2 more)
                     state = _TOO_LONG
-                    data = bytearray()
+                    data = io.BytesIO()
                 elif line[:1] == b".":
-                    data += memoryview(line)[1:]  # RFC 5321 s.4.5.2: the sender doubled a leading dot
+                    data.write(memoryview(line)[1:])  # RFC 5321 s.4.5.2: the sender doubled a leading dot
                 else:
-                    data += line
+                    data.write(line)
 
         if state != _NOMINAL:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == _TOO_LONG
@@ -106,11 +103,11 @@ class OneBufferDATA(SMTP):
             self._set_post_data_state()
             return
 
-        original_content: bytes | bytearray = data
-        if self.bytes_content or self._decode_data:
-            original_content = bytes(data)
-            del data  # only the bytes are referred to from here on
-        content: str | bytes | bytearray
+        # The buffer's own bytes object, not a copy; the BytesIO must go at once, so that nothing
+        # writes to it again (a write would copy the whole buffer first).
+        original_content = data.getvalue()
+        del data
+        content: str | bytes
         if self._decode_data:
             if self.enable_SMTPUTF8:
                 content = original_content.decode("utf-8", errors="surrogateescape")
@@ -123,9 +120,8 @@ class OneBufferDATA(SMTP):
                     return
         else:
             content = original_content
-        # aiosmtpd types these as bytes; a bytearray is bytes-like and only ever read.
-        self.envelope.content = content  # type: ignore[assignment]
-        self.envelope.original_content = original_content  # type: ignore[assignment]
+        self.envelope.content = content
+        self.envelope.original_content = original_content
 
         if "DATA" in self._handle_hooks:
             status = await self._call_handler_hook("DATA")
