@@ -17,7 +17,7 @@ from typing import Any, cast
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from bot.intake import draft
-from handlers.smtp_data import OneBufferDATA
+from handlers.smtp_data import OneBufferDATA, fix_mmap_threshold
 from handlers.smtp_limits import TOO_FAST, ConnectionGate, MessageRate, client_key, plain_ip
 from storage.writer import GroupCommitter, Stored
 
@@ -206,6 +206,7 @@ def protocol_factory(
     `is_trusted(ip)` says which clients (your relay) are exempt from the per-client caps;
     `replies`, when given, counts the replies sent by code (bot.runtime.metrics).
     """
+    fix_mmap_threshold()  # big messages' buffers go back to the system when freed (see there)
     gate = ConnectionGate(max_connections, per_client=max_connections_per_client, is_trusted=is_trusted)
     rate = MessageRate(messages_per_client_per_minute) if messages_per_client_per_minute else None
 

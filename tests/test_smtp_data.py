@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import socket
 import struct
 import threading
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.service import Service
-from handlers.smtp_data import OneBufferDATA
+from handlers.smtp_data import OneBufferDATA, fix_mmap_threshold
 from storage.db import unit_of_work
 from storage.models import Inbound
 from tests.conftest import make_settings
@@ -381,3 +382,7 @@ async def test_a_big_message_is_stored_byte_for_byte(door: Service) -> None:
     await c.close()
     await wait_for(lambda: len(stored(door)) == 1)
     assert stored(door) == [sent]
+
+
+def test_the_mmap_threshold_is_fixed_where_glibc_allows() -> None:
+    assert fix_mmap_threshold() is (platform.libc_ver()[0] == "glibc")
