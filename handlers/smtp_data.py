@@ -19,8 +19,10 @@ makes the answer 500, whichever of the two came first; a connection lost mid-DAT
 writer and cancels the session; then the handler's `handle_DATA` (or the deprecated
 `process_message`) and the post-DATA state.
 
-One difference, invisible to a client: aiosmtpd logs every line of the message at DEBUG, which
-would put evidence in the log and costs a call per line; this does not.
+Two differences, invisible to a client: aiosmtpd logs every line of the message at DEBUG, which
+would put evidence in the log and costs a call per line, and this does not; and if the read loop
+ends because the transport is gone, aiosmtpd hands what came so far to the handler as a whole
+message, and this hands nothing on.
 """
 
 from __future__ import annotations
@@ -121,6 +123,14 @@ class OneBufferDATA(SMTP):
                     data.write(memoryview(line)[1:])  # RFC 5321 s.4.5.2: the sender doubled a leading dot
                 else:
                     data.write(line)
+        else:
+            # The loop ended without the terminator because the transport is gone. aiosmtpd then
+            # hands what came so far to the handler as the whole message (or fails an assert
+            # mid-line); a truncated message must not be stored as if it were whole. (Not seen
+            # in practice: connection_lost cancels this task while it waits for data.)
+            log.info("Connection lost during DATA")
+            self._set_post_data_state()
+            return
 
         if state != _NOMINAL:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == _TOO_LONG

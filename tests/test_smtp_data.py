@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -382,6 +382,31 @@ async def test_a_big_message_is_stored_byte_for_byte(door: Service) -> None:
     await c.close()
     await wait_for(lambda: len(stored(door)) == 1)
     assert stored(door) == [sent]
+
+
+async def test_data_cut_short_by_a_lost_transport_is_not_handed_on() -> None:
+    """The read loop ending with no terminator (the transport gone): aiosmtpd calls the handler
+    with what it has, an empty message here; OneBufferDATA does not call it."""
+    seen = {}
+    for kind, cls in KINDS.items():
+        rec = Recorder()
+        proto = cls(rec, hostname="test.example")
+        proto.session = Session(asyncio.get_running_loop())
+        proto.session.host_name = "client.example"
+        proto.envelope = Envelope()
+        proto.envelope.mail_from = "ann@example.org"
+        proto.envelope.rcpt_tos.append("evidence@localhost")
+        replies: list[str] = []
+
+        async def push(status: Any, replies: list[str] = replies) -> None:
+            replies.append(status)
+
+        proto.push = push  # type: ignore[method-assign]
+        proto._reader = asyncio.StreamReader()  # as connection_made would have set it
+        await proto.smtp_DATA("")  # no connection was ever made: transport is None
+        seen[kind] = (replies, rec.seen)
+    assert seen["aiosmtpd"][1] and seen["aiosmtpd"][1][0][1] == b""
+    assert seen["one-buffer"] == (["354 End data with <CR><LF>.<CR><LF>"], [])
 
 
 def test_the_mmap_threshold_is_fixed_where_glibc_allows() -> None:
