@@ -3,7 +3,7 @@
 The first test runs aiosmtpd's SMTP and OneBufferDATA side by side on generated inputs (dots,
 bare CR and LF, lines about the length limit and far over it, data past the size limit, the
 whole sent in pieces) and requires the same replies and byte-for-byte the same content handed to
-the handler. The others drive the door itself (bot.service.Service, on each database) with a raw
+the handler. The others drive the door itself (bot.runtime.service.Service, on each database) with a raw
 client and look at what it stored.
 """
 
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.service import Service
+from bot.runtime.service import Service
 from handlers.smtp_data import OneBufferDATA, fix_mmap_threshold
 from storage.db import unit_of_work
 from storage.models import Inbound
