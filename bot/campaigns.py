@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy import select as sa_select  # sqlmodel's select takes at most four columns
 from sqlmodel import Session, col, select
 
 from bot import similarity
@@ -115,6 +116,111 @@ def _join(s: Session, sub: Submission, *, first: Submission) -> Joined:
     s.refresh(first)
     sub.campaign_id = first.id
     return Joined(first.id, first.reference or "", size)
+
+
+@dataclass
+class _Earlier:
+    """What matching needs of a record filed before the batch (plain values, so nothing the
+    session would write back at commit)."""
+
+    kind: str
+    body: str | None
+    reference: str | None
+    size: int | None
+
+
+class BatchMatch:
+    """`match` for the records of one batch, filed one after another in one transaction, with
+    their ids taken but their rows not yet written (bot.filing): the same decisions, with the
+    band keys of the whole batch locked and read in one query. `match` each record in filing
+    order; once the batch's records are inserted, `write` stores what was decided."""
+
+    def __init__(self, s: Session, keys: Iterable[int]) -> None:
+        self.s = s
+        self.fetched: set[int] = set()
+        # band key -> ids holding it: the rows stored before this batch, then the batch's own.
+        self.bands: dict[int, list[int]] = {}
+        self.batch: dict[int, Submission] = {}  # the batch's records, not yet written
+        self.earlier: dict[int, _Earlier | None] = {}  # earlier records looked at (None: gone)
+        self.new_bands: list[dict[str, int]] = []
+        self.grown: dict[int, int] = {}  # earlier first record -> members joined in this batch
+        self._fetch(keys)
+
+    def _fetch(self, keys: Iterable[int]) -> None:
+        """Locks (PostgreSQL) and reads the stored rows of band keys not read yet."""
+        wanted = sorted(set(keys) - self.fetched)
+        if not wanted:
+            return
+        _lock_bands(self.s, wanted)
+        self.fetched.update(wanted)
+        stmt = select(CampaignBand.band_key, CampaignBand.submission_id).where(
+            col(CampaignBand.band_key).in_(bindparam("keys", expanding=True))).order_by(
+            col(CampaignBand.submission_id))
+        for k, sid in self.s.execute(stmt, {"keys": wanted}).all():
+            self.bands.setdefault(int(k), []).append(int(sid))
+
+    def _candidates(self, keys: Sequence[int], exclude: int | None) -> list[int]:
+        hits: dict[int, int] = {}
+        for k in set(keys):
+            for sid in self.bands.get(k, ()):
+                hits[sid] = hits.get(sid, 0) + 1
+        best = sorted(hits.items(), key=lambda kv: (-kv[1], kv[0]))[:CANDIDATES]
+        return [sid for sid, _ in best if sid != exclude]
+
+    def _read_earlier(self, ids: Sequence[int]) -> None:
+        missing = [i for i in ids if i not in self.batch and i not in self.earlier]
+        if not missing:
+            return
+        self.earlier.update(dict.fromkeys(missing))
+        stmt = sa_select(col(Submission.id), col(Submission.kind), col(Submission.body), col(Submission.reference),
+                         col(Submission.campaign_size)).where(col(Submission.id).in_(missing))
+        for sid, kind, body, ref, size in self.s.execute(stmt).all():
+            self.earlier[int(sid)] = _Earlier(kind, body, ref, size)
+
+    def match(self, sub: Submission, *, precomputed: Keys | None = None) -> Joined | None:
+        """What `match` would decide for the next record of the batch (its id set, not written)."""
+        assert sub.id is not None
+        self.batch[sub.id] = sub
+        if precomputed is not None and precomputed[0] == sub.body:
+            shingles, keys = precomputed[1], precomputed[2]
+        else:
+            shingles, keys = similarity.keys_of(sub.body)
+        if not keys:
+            return None
+        self._fetch(keys)  # nothing to do unless the keys were worked out again just now
+        cands = self._candidates(keys, sub.id)
+        self._read_earlier(cands)
+        for cid in cands:
+            cand = self.batch.get(cid) or self.earlier.get(cid)
+            if cand is None or cand.kind != "evidence":
+                continue
+            if similarity.same_campaign(shingles, _shingles_of(cand.body)):
+                return self._join(sub, cid)
+        for k in sorted(set(keys)):
+            self.bands.setdefault(k, []).append(sub.id)
+            self.new_bands.append({"band_key": k, "submission_id": sub.id})
+        return None
+
+    def _join(self, sub: Submission, first_id: int) -> Joined:
+        first = self.batch.get(first_id) or self.earlier[first_id]
+        assert first is not None
+        size = (first.size if isinstance(first, _Earlier) else first.campaign_size) or 1
+        if isinstance(first, _Earlier):
+            first.size = size + 1
+            self.grown[first_id] = self.grown.get(first_id, 0) + 1  # counted in by `write`
+        else:
+            first.campaign_id, first.campaign_size = first_id, size + 1
+        sub.campaign_id = first_id
+        return Joined(first_id, first.reference or "", size + 1)
+
+    def write(self) -> None:
+        """The band keys of the batch's records that stand alone, and the campaign sizes of
+        earlier records that members joined (one UPDATE each, which takes the row lock)."""
+        if self.new_bands:
+            self.s.execute(insert(CampaignBand), self.new_bands)
+        for first_id, n in self.grown.items():
+            self.s.execute(update(Submission).where(col(Submission.id) == first_id).values(
+                campaign_id=first_id, campaign_size=func.coalesce(Submission.campaign_size, 1) + n))
 
 
 def is_member(sub: Submission) -> bool:

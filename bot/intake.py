@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from bot.settings import Settings
 from bot.templating import render
 from storage import repo
 from storage.db import unit_of_work
+from storage.filing import claim_many
 from storage.models import FollowUp, Inbound, Submission
 from storage.outbox import enqueue
 from storage.repo import InboundDraft
@@ -299,23 +300,32 @@ def parse_received(engine: Engine, settings: Settings, *, inbound_id: int) -> Pa
 
 def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> list[Filed]:
     """Files parsed messages in ONE transaction (one commit, one fsync for all); reference numbers
-    still come from the counter inside it, in order. If that transaction fails, each is filed in
-    a transaction of its own, so one bad message cannot keep the others out."""
+    still come from the counter inside it, in order. New records by e-mail are filed in runs, a
+    few statements per table for each (bot.filing); a follow-up or a Slack submission between
+    them with _file. If that transaction fails, each is filed in a transaction of its own, so one
+    bad message cannot keep the others out."""
     if not parsed:
         return []
+    from bot import filing  # not at the top: bot.filing imports this module
+
     try:
         with unit_of_work(engine) as s:
-            done = []
+            claimed = _claim(s, parsed)
+            done: list[Filed] = []
+            run: list[tuple[Parsed, EvidenceRecord]] = []
             for p in parsed:
-                assert p.inbound.id is not None
-                state = "failed" if p.error else "processed"
-                if not repo.claim_inbound(s, inbound_id=p.inbound.id, state=state, error=p.error):
+                if p.inbound.id not in claimed:
                     continue  # another process filed it first
                 rec = p.rec if p.rec is not None else _fallback_record(p.inbound)
                 if p.authenticity is not None:
                     rec.authenticity = p.authenticity
+                if filing.can_bulk_file(p, rec):
+                    run.append((p, rec))
+                    continue
+                done += filing.file_run(s, settings, run)  # the records before it first: references in order
+                run = []
                 done.append(_file(s, settings, p.inbound, rec, p.error, p.campaign_keys))
-            return done
+            return done + filing.file_run(s, settings, run)
     except Exception:
         if len(parsed) == 1:
             raise
@@ -326,6 +336,17 @@ def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> 
         if res is not None:
             out.append(res)
     return out
+
+
+def _claim(s: Session, parsed: Sequence[Parsed]) -> set[int]:
+    """repo.claim_inbound for each message, the ones parsed without an error in one UPDATE."""
+    ok = [p.inbound.id for p in parsed if not p.error and p.inbound.id is not None]
+    claimed = claim_many(s, inbound_ids=ok, state="processed")
+    for p in parsed:
+        if p.error and p.inbound.id is not None and repo.claim_inbound(
+                s, inbound_id=p.inbound.id, state="failed", error=p.error):
+            claimed.add(p.inbound.id)
+    return claimed
 
 
 def file_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> list[Filed]:
@@ -360,21 +381,10 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
             finding.refresh(s, submission_id=parent.id)  # the follow-up's text and attachments become findable
             return Filed(inbound.id, "follow_up", parent.reference, door_of(inbound.peer, inbound.channel))
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
-    sub = submission_from_record(rec)
-    sub.inbound_id = inbound.id
-    # Accepted all the same, but marked, so the group knows what came after the call closed.
-    sub.late = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
-    if inbound.channel == "slack":
-        sub.slack_user_id = inbound.envelope_from
-    # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
-    # either way the record is kept and flagged for a human to look at the raw copy.
-    sub.parse_error = error or ("; ".join(rec.parse_warnings)[:2000] or None)
-    if rec.kind == Kind.AUTOMATIC:
-        sub.status = Status.FILED
-    else:
+    sub = new_submission(settings, inbound, rec, error)
+    if rec.kind != Kind.AUTOMATIC:
         sub.ref_no = repo.next_counter(s, name="reference")
         sub.reference = format_reference(settings.reference_prefix, sub.ref_no)
-        sub.status = Status.RECEIVED
     repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
     if rec.kind != Kind.AUTOMATIC:
         finding.refresh(s, submission_id=sub.id or 0)  # search index and corroboration keys
@@ -389,6 +399,21 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         else:
             campaigns.enqueue_card_update(s, first_id=joined.first_id)
     return Filed(inbound.id, str(rec.kind), sub.reference, door_of(inbound.peer, inbound.channel))
+
+
+def new_submission(settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None) -> Submission:
+    """The record's row before it has a reference number (_file and bot.filing alike)."""
+    sub = submission_from_record(rec)
+    sub.inbound_id = inbound.id
+    # Accepted all the same, but marked, so the group knows what came after the call closed.
+    sub.late = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
+    if inbound.channel == "slack":
+        sub.slack_user_id = inbound.envelope_from
+    # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
+    # either way the record is kept and flagged for a human to look at the raw copy.
+    sub.parse_error = error or ("; ".join(rec.parse_warnings)[:2000] or None)
+    sub.status = Status.FILED if rec.kind == Kind.AUTOMATIC else Status.RECEIVED
+    return sub
 
 
 # Evidence longer than this may not fit the "Read in full" modal (100 blocks of 3,000 characters,
@@ -421,21 +446,30 @@ def _after_followup(s: Session, parent: Submission, fu: FollowUp, *, actor: str)
 
 
 def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbound, rec: EvidenceRecord) -> None:
-    to = acks.recipient(rec, inbound.envelope_from)
-    why_not = acks.why_not_acknowledge(rec, inbound.envelope_from, to)
-    if why_not is None and (rec.authenticity or {}).get("verdict") == "failed":
-        # The From address is forged: a receipt would go to the person being impersonated.
-        why_not = "the sender failed the authenticity check"
-    if why_not is None and to is not None:
-        sent = repo.count_recent_outbox(s, kind=acks.KIND, recipient=to, since=timedelta(hours=1))
-        if sent >= settings.acks_per_sender_per_hour:
-            why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
+    to, why_not = ack_decision(settings, rec, inbound.envelope_from, lambda r: repo.count_recent_outbox(
+        s, kind=acks.KIND, recipient=r, since=timedelta(hours=1)))
     if why_not is not None or to is None:
         log.info("%s: no acknowledgement (%s)", sub.reference, why_not,
                  extra={"reference": sub.reference, "door": door_of(inbound.peer, inbound.channel)})
         return
     payload = acks.build(settings, sub, to=to, original_message_id=rec.message_id)
     enqueue(s, key=f"ack:{sub.reference}", kind=acks.KIND, payload=payload, submission_id=sub.id, recipient=to)
+
+
+def ack_decision(settings: Settings, rec: EvidenceRecord, envelope_from: str | None,
+                 sent_last_hour: Callable[[str], int]) -> tuple[str | None, str | None]:
+    """(whom to acknowledge, why not): why_not None means a receipt goes to `to`.
+    `sent_last_hour(to)`: acknowledgements queued for `to` within the hour (the rate limit)."""
+    to = acks.recipient(rec, envelope_from)
+    why_not = acks.why_not_acknowledge(rec, envelope_from, to)
+    if why_not is None and (rec.authenticity or {}).get("verdict") == "failed":
+        # The From address is forged: a receipt would go to the person being impersonated.
+        why_not = "the sender failed the authenticity check"
+    if why_not is None and to is not None:
+        sent = sent_last_hour(to)
+        if sent >= settings.acks_per_sender_per_hour:
+            why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
+    return to, why_not
 
 
 def _enqueue_slack_receipt(s: Session, settings: Settings, sub: Submission) -> None:
