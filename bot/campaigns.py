@@ -16,12 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy import select as sa_select  # sqlmodel's select takes at most four columns
 from sqlmodel import Session, col, select
 
 from bot import similarity
 from bot.review import UNDECIDED
+from storage.filing import insert_plain, select_plain
 from storage.models import CampaignBand, OutboxItem, Submission
 
 CANDIDATES = 8  # the records sharing most band keys with a new one that are verified exactly
@@ -142,7 +143,7 @@ class BatchMatch:
         self.bands: dict[int, list[int]] = {}
         self.batch: dict[int, Submission] = {}  # the batch's records, not yet written
         self.earlier: dict[int, _Earlier | None] = {}  # earlier records looked at (None: gone)
-        self.new_bands: list[dict[str, int]] = []
+        self.new_bands: list[tuple[int, int]] = []  # (band_key, submission_id)
         self.grown: dict[int, int] = {}  # earlier first record -> members joined in this batch
         self._fetch(keys)
 
@@ -153,10 +154,8 @@ class BatchMatch:
             return
         _lock_bands(self.s, wanted)
         self.fetched.update(wanted)
-        stmt = select(CampaignBand.band_key, CampaignBand.submission_id).where(
-            col(CampaignBand.band_key).in_(bindparam("keys", expanding=True))).order_by(
-            col(CampaignBand.submission_id))
-        for k, sid in self.s.execute(stmt, {"keys": wanted}).all():
+        for k, sid in select_plain(self.s, "SELECT band_key, submission_id FROM campaign_band WHERE band_key IN ({})"
+                                   " ORDER BY submission_id", wanted):
             self.bands.setdefault(int(k), []).append(int(sid))
 
     def _candidates(self, keys: Sequence[int], exclude: int | None) -> list[int]:
@@ -198,7 +197,7 @@ class BatchMatch:
                 return self._join(sub, cid)
         for k in sorted(set(keys)):
             self.bands.setdefault(k, []).append(sub.id)
-            self.new_bands.append({"band_key": k, "submission_id": sub.id})
+            self.new_bands.append((k, sub.id))
         return None
 
     def _join(self, sub: Submission, first_id: int) -> Joined:
@@ -216,8 +215,8 @@ class BatchMatch:
     def write(self) -> None:
         """The band keys of the batch's records that stand alone, and the campaign sizes of
         earlier records that members joined (one UPDATE each, which takes the row lock)."""
-        if self.new_bands:
-            self.s.execute(insert(CampaignBand), self.new_bands)
+        # In key order: neighbouring keys land in the same pages of the primary-key index.
+        insert_plain(self.s, table="campaign_band", columns=("band_key", "submission_id"), rows=sorted(self.new_bands))
         for first_id, n in self.grown.items():
             self.s.execute(update(Submission).where(col(Submission.id) == first_id).values(
                 campaign_id=first_id, campaign_size=func.coalesce(Submission.campaign_size, 1) + n))

@@ -10,19 +10,28 @@ tests/test_filing.py files the same mail both ways and compares every table.
 
 Follow-ups and Slack submissions are rarer and touch existing records: bot.intake.file_batch
 files them with `_file`, between runs, in the same transaction.
+
+`file_waiting` is the import's loop: parser processes read and parse the stored messages a few
+chunks ahead while this process files them.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot import acks, campaigns, corroboration
-from bot.convert import attachment_rows
+from bot import acks, campaigns, corroboration, intake
 from bot.intake import (
     LONG_TEXT,
     SLACK_FILES,
@@ -33,12 +42,12 @@ from bot.intake import (
     ack_decision,
     door_of,
     log,
-    new_submission,
 )
 from bot.record import EvidenceRecord, Kind
 from bot.references import format_reference
 from bot.settings import Settings
-from storage import filing, search
+from storage import filing, repo, search
+from storage.db import unit_of_work
 from storage.models import Attachment, OutboxItem, Submission, utcnow
 
 
@@ -51,7 +60,7 @@ def file_run(s: Session, settings: Settings, run: Sequence[tuple[Parsed, Evidenc
     """Files claimed messages (can_bulk_file) in the caller's transaction, in order."""
     if not run:
         return []
-    subs = [new_submission(settings, p.inbound, rec, p.error) for p, rec in run]
+    subs = [_new_row(settings, p, rec) for p, rec in run]
     refs = iter(filing.take_numbers(s, name="reference", count=sum(rec.kind != Kind.AUTOMATIC for _, rec in run)))
     for (_, rec), sub, sid in zip(run, subs, filing.new_ids(s, table="submission", count=len(subs)), strict=True):
         sub.id = sid
@@ -67,13 +76,11 @@ def file_run(s: Session, settings: Settings, run: Sequence[tuple[Parsed, Evidenc
                                        and p.campaign_keys[0] == sub.body for k in p.campaign_keys[2]])
     joined = {sub.id: matcher.match(sub, precomputed=p.campaign_keys) for p, _, sub in evidence}
 
-    table = Submission.__table__  # type: ignore[attr-defined]
-    filing.insert_rows(s, table, [{c.key: getattr(sub, c.key) for c in table.columns} for sub in subs])
-    atts = [(sub, a) for (_, rec), sub in zip(run, subs, strict=True) for a in attachment_rows(rec)]
+    filing.insert_rows(s, _SUBMISSIONS, [{c: getattr(sub, c) for c in _COLUMNS} for sub in subs])
     filing.insert_rows(s, Attachment.__table__, [  # type: ignore[attr-defined]
         {"submission_id": sub.id, "followup_id": None, "position": pos, "filename": a.filename,
          "content_type": a.content_type, "size": a.size, "sha256": a.sha256, "text": a.text}
-        for sub, a, pos in _positions(atts)])
+        for (_, rec), sub in zip(run, subs, strict=True) for pos, a in enumerate(rec.attachments)])
     search.write_new(s, [
         (sub.id or 0, search.document_from(sub, [(a.filename, a.text) for a in rec.attachments], (),
                                            [v for v in (sub.body_key, sub.supplier_key) if v]))
@@ -84,14 +91,23 @@ def file_run(s: Session, settings: Settings, run: Sequence[tuple[Parsed, Evidenc
             for p, rec, sub in filed]
 
 
-def _positions(atts: list[tuple[Submission, Attachment]]) -> list[tuple[Submission, Attachment, int]]:
-    """Each attachment with its place among its record's (repo.add_submission's `position`)."""
-    out, pos, last = [], 0, None
-    for sub, a in atts:
-        pos = pos + 1 if sub.id == last else 0
-        last = sub.id
-        out.append((sub, a, pos))
-    return out
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+_COLUMNS = [c.key for c in _SUBMISSIONS.columns]
+# The model's defaults as SQLModel fills them in: plain values once, factories (the times) per row.
+_FIELDS = Submission.model_fields
+_STATIC = {name: f.default for name, f in _FIELDS.items() if f.default_factory is None}
+_FACTORIES = [(name, f.default_factory) for name, f in _FIELDS.items() if f.default_factory is not None]
+
+
+def _new_row(settings: Settings, p: Parsed, rec: EvidenceRecord) -> Submission:
+    """intake.new_submission's values as a plain object: building a SQLModel table object costs
+    some 0.1-0.3 ms (its ORM instrumentation), more than the rest of filing one record. Only
+    ever read like a Submission (bot.campaigns, bot.acks, storage.search) and written as a row,
+    so it stands in for one."""
+    values = dict(_STATIC)
+    values.update((name, factory()) for name, factory in _FACTORIES)  # type: ignore[call-arg]
+    values.update(intake.new_submission_values(settings, p.inbound, rec, p.error))
+    return cast(Submission, SimpleNamespace(**values))
 
 
 def _outbox(s: Session, settings: Settings, evidence: list[tuple[Parsed, EvidenceRecord, Submission]],
@@ -140,3 +156,82 @@ def _card_updates_waiting(s: Session, first_ids: set[int]) -> set[int]:
         OutboxItem.status == "pending", col(OutboxItem.key).startswith(f"{SLACK_UPDATE}:campaign:"),
     ).with_for_update()
     return {int(i) for i in s.exec(stmt).all() if i is not None}
+
+
+# The import's pipeline: parser processes ahead of the filing.
+
+POOL_MIN = 200  # below this many waiting messages the import parses in its own process
+BATCH = 100  # messages per filing transaction: each commit waits for the disk (WAL, synchronous=FULL)
+PARSE_CHUNK = 25  # messages per task for a parser process
+AHEAD = 6  # chunks handed to the parsers before the filing has taken them
+
+
+def file_waiting(engine: Engine, settings: Settings) -> Iterator[list[Filed]]:
+    """Files every waiting message until none is left, BATCH per filing transaction, and
+    yields what each batch filed. With many waiting, two parser processes (the import has the
+    machine to itself) read and parse them from the database while this one files: filing is
+    one writer's work, parsing is not."""
+    while True:
+        with unit_of_work(engine, read_only=True) as s:
+            ids = repo.pending_inbound_ids(s, limit=100_000)
+        if not ids:
+            return
+        progress = False
+        if len(ids) >= POOL_MIN:
+            batches = _parsed_batches(engine, settings, ids)
+        else:
+            batches = (intake.parse_many(engine, settings, ids[k : k + BATCH]) for k in range(0, len(ids), BATCH))
+        for parsed in batches:
+            filed = intake.file_batch(engine, settings, parsed)
+            progress = progress or bool(filed)
+            yield filed
+        if not progress:
+            return  # filed elsewhere meanwhile, or nothing can be: do not spin
+
+
+def _parsed_batches(engine: Engine, settings: Settings, ids: list[int]) -> Iterator[list[Parsed]]:
+    """Parsed messages, BATCH at a time and in order, from a pool of two parser processes
+    that keeps a few chunks ahead of the filing. If the pool breaks (a parser process died), the
+    rest is parsed here."""
+    chunks = [ids[k : k + PARSE_CHUNK] for k in range(0, len(ids), PARSE_CHUNK)]
+    pool = _parser_pool(engine)
+    try:
+        pending: deque[tuple[list[int], Future[list[Parsed]]]] = deque()
+        todo = iter(chunks)
+        batch: list[Parsed] = []
+        broken = False
+        while True:
+            while not broken and len(pending) < AHEAD and (chunk := next(todo, None)) is not None:
+                pending.append((chunk, pool.submit(intake.parse_many_in_worker, settings, chunk)))
+            if not pending:
+                chunk = next(todo, None)
+                if chunk is None:
+                    break
+                pending.append((chunk, Future()))
+            chunk, fut = pending.popleft()
+            try:
+                if broken:
+                    raise BrokenProcessPool
+                batch.extend(fut.result())
+            except BrokenProcessPool:
+                broken = True
+                batch.extend(intake.parse_many(engine, settings, chunk))
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _parser_pool(engine: Engine) -> ProcessPoolExecutor:
+    """Two parser processes. On Linux they are forked from this one, which has imported the
+    parser already: a spawned process imports it all again (about a second of CPU each, on the
+    same two cores the import is using). Nothing of the database may cross a fork, so this
+    process's connections are closed first; each parser opens its own (intake._worker_engine)."""
+    if sys.platform.startswith("linux"):
+        engine.dispose()
+        intake.forget_worker_engines()
+        return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork"))
+    return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))

@@ -10,19 +10,17 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import defer
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from bot import acks, campaigns, finding
-from bot.convert import attachment_rows, submission_from_record
+from bot.convert import attachment_rows, submission_values
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
 from bot.record import EvidenceRecord, Kind, Status
@@ -164,6 +162,19 @@ class ToParse:
     helo: str | None = None
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What filing needs of a stored message: plain values, cheap to send back from a parser
+    process (the ORM object, pickled there and back, cost as much as filing's own statements)."""
+
+    id: int
+    channel: str
+    received_at: datetime
+    envelope_from: str | None
+    message_id: str | None
+    peer: str | None
+
+
 def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
     """(record, None), or (None, error) when the parser itself failed. Pure: no database."""
     try:
@@ -185,25 +196,33 @@ def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
-def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Inbound, ToParse] | None:
-    """A stored message still waiting to be filed, detached from its session; None if filed.
+def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Stored, ToParse] | None:
+    """A stored message still waiting to be filed; None if filed.
 
     On SQLite the raw copy is read through the blob interface: a plain SELECT has SQLite build
     the whole value in its own memory before Python copies it, twice the message at once."""
+    found = list(_load(engine, settings, [inbound_id]))
+    return found[0] if found else None
+
+
+_STORED = (col(Inbound.id), col(Inbound.channel), col(Inbound.received_at), col(Inbound.envelope_from),
+           col(Inbound.message_id), col(Inbound.peer), col(Inbound.helo))
+
+
+def _load(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> Iterator[tuple[Stored, ToParse]]:
+    """The waiting ones of these messages, in order, in one read transaction: their rows in one
+    query, each raw copy read as it is asked for (so a batch holds one raw message at a time)."""
     sqlite = engine.dialect.name == "sqlite"
     with unit_of_work(engine, read_only=True) as s:
-        if sqlite:
-            inbound = s.get(Inbound, inbound_id, options=[defer(Inbound.raw)])  # type: ignore[arg-type]
-        else:
-            inbound = repo.get_inbound(s, inbound_id=inbound_id)
-        if inbound is None or inbound.state != "received":
-            return None
-        if sqlite:
-            set_committed_value(inbound, "raw", _read_raw(s, inbound_id))
-        s.expunge(inbound)
-    assert inbound.id is not None
-    return inbound, ToParse(inbound.id, inbound.channel, inbound.raw, inbound.received_at, inbound.envelope_from,
-                            settings.reference_prefix, peer=inbound.peer, helo=inbound.helo)
+        stmt = (select(*_STORED).where(col(Inbound.id).in_(list(inbound_ids)), col(Inbound.state) == "received")
+                .order_by(col(Inbound.id)))
+        for i, channel, received_at, envelope_from, message_id, peer, helo in s.execute(stmt).all():
+            raw = _read_raw(s, i) if sqlite else bytes(s.scalar(select(col(Inbound.raw)).where(col(Inbound.id) == i))
+                                                       or b"")
+            job = ToParse(i, channel, raw, received_at, envelope_from, settings.reference_prefix, peer=peer, helo=helo)
+            del raw  # the job holds the only copy, and goes with it
+            yield Stored(i, channel, received_at, envelope_from, message_id, peer), job
+            del job
 
 
 def _read_raw(s: Session, inbound_id: int) -> bytes:
@@ -217,7 +236,7 @@ def _read_raw(s: Session, inbound_id: int) -> bytes:
 
 
 def file_parsed(
-    engine: Engine, settings: Settings, inbound: Inbound, rec: EvidenceRecord | None, error: str | None,
+    engine: Engine, settings: Settings, inbound: Stored, rec: EvidenceRecord | None, error: str | None,
     authenticity: dict[str, Any] | None = None,
 ) -> Filed | None:
     """Files a parsed message in one transaction; None when another process filed it first."""
@@ -243,7 +262,7 @@ def check_sender(settings: Settings, job: ToParse) -> dict[str, Any] | None:
                                                     envelope_from=job.envelope_from)
 
 
-def _fallback_record(inbound: Inbound) -> EvidenceRecord:
+def _fallback_record(inbound: Stored) -> EvidenceRecord:
     """What we can say of a message the parser could not read: who sent it, and when."""
     return EvidenceRecord(
         message_id=inbound.message_id,
@@ -269,7 +288,7 @@ def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> F
 class Parsed:
     """A stored message parsed and checked, ready to file; its raw copy no longer in memory."""
 
-    inbound: Inbound
+    inbound: Stored
     rec: EvidenceRecord | None
     error: str | None
     authenticity: dict[str, Any] | None
@@ -284,18 +303,19 @@ def parse_received(engine: Engine, settings: Settings, *, inbound_id: int) -> Pa
     loaded = load_received(engine, settings, inbound_id=inbound_id)
     if loaded is None:
         return None
-    inbound, job = loaded
+    return _parse(settings, *loaded)
+
+
+def _parse(settings: Settings, stored: Stored, job: ToParse) -> Parsed:
     rec, error = parse_stored(job)
     auth = check_sender(settings, job)
-    # Detached, so nothing writes it back: only this copy's reference to the bytes goes.
-    set_committed_value(inbound, "raw", b"")
     keys = None
     if rec is not None and rec.kind == Kind.EVIDENCE:
         try:
             keys = campaigns.keys_for(rec.body)
         except Exception:  # noqa: BLE001 - worked out again while filing, where a failure counts
             keys = None
-    return Parsed(inbound, rec, error, auth, keys)
+    return Parsed(stored, rec, error, auth, keys)
 
 
 def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> list[Filed]:
@@ -356,7 +376,7 @@ def file_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) ->
     return file_batch(engine, settings, parsed)
 
 
-def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None,
+def _file(s: Session, settings: Settings, inbound: Stored, rec: EvidenceRecord, error: str | None,
           campaign_keys: campaigns.Keys | None = None) -> Filed:
     assert inbound.id is not None
     if rec.kind == Kind.FOLLOW_UP and rec.in_reply_to_reference:
@@ -401,19 +421,25 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
     return Filed(inbound.id, str(rec.kind), sub.reference, door_of(inbound.peer, inbound.channel))
 
 
-def new_submission(settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None) -> Submission:
-    """The record's row before it has a reference number (_file and bot.filing alike)."""
-    sub = submission_from_record(rec)
-    sub.inbound_id = inbound.id
+def new_submission(settings: Settings, inbound: Stored, rec: EvidenceRecord, error: str | None) -> Submission:
+    """The record's row before it has a reference number."""
+    return Submission(**new_submission_values(settings, inbound, rec, error))
+
+
+def new_submission_values(settings: Settings, inbound: Stored, rec: EvidenceRecord,
+                          error: str | None) -> dict[str, Any]:
+    """new_submission's values other than the defaults (_file and bot.filing alike)."""
+    values = submission_values(rec)
+    values["inbound_id"] = inbound.id
     # Accepted all the same, but marked, so the group knows what came after the call closed.
-    sub.late = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
+    values["late"] = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
     if inbound.channel == "slack":
-        sub.slack_user_id = inbound.envelope_from
+        values["slack_user_id"] = inbound.envelope_from
     # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
     # either way the record is kept and flagged for a human to look at the raw copy.
-    sub.parse_error = error or ("; ".join(rec.parse_warnings)[:2000] or None)
-    sub.status = Status.FILED if rec.kind == Kind.AUTOMATIC else Status.RECEIVED
-    return sub
+    values["parse_error"] = error or ("; ".join(rec.parse_warnings)[:2000] or None)
+    values["status"] = Status.FILED if rec.kind == Kind.AUTOMATIC else Status.RECEIVED
+    return values
 
 
 # Evidence longer than this may not fit the "Read in full" modal (100 blocks of 3,000 characters,
@@ -445,7 +471,7 @@ def _after_followup(s: Session, parent: Submission, fu: FollowUp, *, actor: str)
             payload={"reference": parent.reference, "followup_id": fu.id}, submission_id=parent.id)
 
 
-def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbound, rec: EvidenceRecord) -> None:
+def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Stored, rec: EvidenceRecord) -> None:
     to, why_not = ack_decision(settings, rec, inbound.envelope_from, lambda r: repo.count_recent_outbox(
         s, kind=acks.KIND, recipient=r, since=timedelta(hours=1)))
     if why_not is not None or to is None:
@@ -517,11 +543,27 @@ def _worker_engine(settings: Settings) -> Engine:
     return engine
 
 
+def forget_worker_engines() -> None:
+    """Before a fork: closes the engines this process opened for worker work, so that no
+    connection is shared with the child (which opens its own)."""
+    while _WORKER_ENGINES:
+        _WORKER_ENGINES.popitem()[1].dispose()
+
+
 def parse_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[Parsed]:
     """parse_received for each, in a worker process (the import's pool): the raw copies are read
     there from the database; what comes back is the parsed record, not the bytes."""
-    engine = _worker_engine(settings)
-    return [p for i in inbound_ids if (p := parse_received(engine, settings, inbound_id=i)) is not None]
+    return parse_many(_worker_engine(settings), settings, inbound_ids)
+
+
+def parse_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> list[Parsed]:
+    """parse_received for many messages, in order, with one read transaction for all (_load): a
+    transaction and an ORM load per message cost as much as parsing a short one."""
+    out = []
+    for stored, job in _load(engine, settings, inbound_ids):
+        out.append(_parse(settings, stored, job))
+        del job  # before the next raw copy is read
+    return out
 
 
 def file_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[Filed]:
@@ -530,7 +572,7 @@ def file_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[
     return file_many(_worker_engine(settings), settings, inbound_ids)
 
 
-FILE_BATCH = 50  # messages per filing transaction (import, process_pending)
+FILE_BATCH = 50  # messages per filing transaction (process_pending)
 
 
 def process_pending(engine: Engine, settings: Settings, *, limit: int = 50, batch: int = FILE_BATCH) -> list[Filed]:

@@ -69,12 +69,30 @@ def new_ids(s: Session, *, table: str, count: int) -> list[int]:
 
 
 def insert_rows(s: Session, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One executemany of plain rows (every row with the same keys), in order."""
+    """One executemany of plain rows (every row with the same keys), in order. `table` is a Core
+    Table: given a mapped class, SQLAlchemy's ORM bulk insert adds its own work per row."""
     if rows:
         s.execute(insert(table), list(rows))
 
 
-_ROWS_PER_STATEMENT = 500
+def insert_plain(s: Session, *, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """An executemany straight to the driver, for many rows of plain integers or strings (band
+    keys: 32 a record): SQLAlchemy's processing of each row's parameters cost more than SQLite's
+    insert of it."""
+    if not rows:
+        return
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    conn.exec_driver_sql(sql, list(rows))
+
+
+def select_plain(s: Session, sql: str, values: Sequence[Any]) -> list[Any]:
+    """Rows of `sql`, its one `{}` filled with a placeholder per value (an IN list of thousands of
+    band keys: SQLAlchemy's expanding parameter named each one, which took longer than the query)."""
+    conn = s.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return list(conn.exec_driver_sql(sql.format(", ".join([mark] * len(values))), tuple(values)).all())
 
 
 def outbox_row(*, key: str, kind: str, payload: dict[str, Any], submission_id: int | None = None,
@@ -89,12 +107,11 @@ def enqueue_many(s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """storage.outbox.enqueue for many effects in order: a key already queued is left as it is."""
     if not rows:
         return
-    ins = postgresql.insert(OutboxItem) if _dialect(s) == "postgresql" else sqlite.insert(OutboxItem)
-    # Multi-row VALUES rather than executemany: ON CONFLICT then costs one statement, not one a
-    # row. In pieces, so a statement stays well below SQLite's limit on parameters.
-    for k in range(0, len(rows), _ROWS_PER_STATEMENT):
-        part = list(rows[k : k + _ROWS_PER_STATEMENT])
-        s.execute(ins.values(part).on_conflict_do_nothing(index_elements=["key"]))
+    table = OutboxItem.__table__  # type: ignore[attr-defined]
+    ins = postgresql.insert(table) if _dialect(s) == "postgresql" else sqlite.insert(table)
+    # One statement for every batch (an executemany), so SQLAlchemy compiles it once per process;
+    # a multi-row VALUES differs with the number of rows and was compiled again for each batch.
+    s.execute(ins.on_conflict_do_nothing(index_elements=["key"]), list(rows))
 
 
 def recent_counts(s: Session, *, kind: str, recipients: Iterable[str], since: timedelta) -> dict[str, int]:

@@ -165,6 +165,17 @@ def test_a_big_message_parses_the_same_with_its_attachments_taken_out(
 
 def test_numpy_minhash_is_the_definition() -> None:
     rnd = random.Random(5)
-    for n in (1, 2, 3, 17, 500):
-        xs = [rnd.randrange(0, 1 << 61) for _ in range(n)] + [0, (1 << 61) - 1, (1 << 61) - 2]
+    for n in (1, 2, 3, 17, 500, 3000):
+        xs = [rnd.randrange(0, 1 << 61) for _ in range(n)] + [0, (1 << 61) - 1, (1 << 61) - 2, 1 << 32, (1 << 32) - 1]
         assert similarity.signature(xs) == similarity.signature_py(xs)
+    # Values just below p and multipliers near their largest, where every partial sum is biggest.
+    top = [(1 << 61) - 1 - k for k in range(64)] + [((1 << 29) - 1) << 32 | k for k in range(64)]
+    assert similarity.signature(top) == similarity.signature_py(top)
+
+
+def test_shingles_are_the_hashed_word_triples() -> None:
+    for text in _texts():
+        w = similarity.words(text)
+        wanted = (frozenset(similarity._hash(" ".join(w[i:i + 3])) for i in range(len(w) - 2))
+                  if len(w) >= similarity.MIN_WORDS else frozenset())
+        assert similarity.shingles(text) == wanted
