@@ -80,6 +80,11 @@ def keys_for(body: str | None) -> Keys:
     return (body, *similarity.keys_of(body))
 
 
+def keys_for_many(bodies: Sequence[str | None]) -> list[Keys]:
+    """keys_for of each, worked out together (similarity.keys_of_many)."""
+    return [(body, *keys) for body, keys in zip(bodies, similarity.keys_of_many(bodies), strict=True)]
+
+
 def match(s: Session, sub: Submission, *, precomputed: Keys | None = None) -> Joined | None:
     """Joins a just-filed evidence record to the campaign of a near-identical earlier one, or
     stores its band keys so later ones can join it. None when it stands alone. `precomputed`:

@@ -231,6 +231,8 @@ def _parser_pool(engine: Engine) -> ProcessPoolExecutor:
     same two cores the import is using). Nothing of the database may cross a fork, so this
     process's connections are closed first; each parser opens its own (intake._worker_engine)."""
     if sys.platform.startswith("linux"):
+        from bot import sender_check  # noqa: F401 - imported once here, not in each parser process
+
         engine.dispose()
         intake.forget_worker_engines()
         return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork"))
