@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sqlalchemy import bindparam, func, text, update
-from sqlalchemy import select as sa_select  # sqlmodel's select takes at most four columns
 from sqlmodel import Session, col, select
 
 from bot import similarity
@@ -124,30 +123,39 @@ def _join(s: Session, sub: Submission, *, first: Submission) -> Joined:
     return Joined(first.id, first.reference or "", size)
 
 
-@dataclass
-class _Earlier:
-    """What matching needs of a record filed before the batch (plain values, so nothing the
-    session would write back at commit)."""
+@dataclass(frozen=True)
+class Earlier:
+    """What matching needs of a record filed before the batch: plain values that do not change
+    while it is filed (so nothing the session would write back, and safe to keep for the next
+    batch of the same transaction)."""
 
     kind: str
     body: str | None
     reference: str | None
-    size: int | None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A record of the batch joins the campaign whose first record is this one."""
+
+    first_id: int
+    first_reference: str
 
 
 class BatchMatch:
     """`match` for the records of one batch, filed one after another in one transaction, with
     their ids taken but their rows not yet written (bot.filing): the same decisions, with the
     band keys of the whole batch locked and read in one query. `match` each record in filing
-    order; once the batch's records are inserted, `write` stores what was decided."""
+    order; once the batch's records are inserted, `write` stores what was decided. `known`:
+    earlier records already read in this transaction (write adds the batch's own)."""
 
-    def __init__(self, s: Session, keys: Iterable[int]) -> None:
+    def __init__(self, s: Session, keys: Iterable[int], known: dict[int, Earlier | None] | None = None) -> None:
         self.s = s
         self.fetched: set[int] = set()
         # band key -> ids holding it: the rows stored before this batch, then the batch's own.
         self.bands: dict[int, list[int]] = {}
         self.batch: dict[int, Submission] = {}  # the batch's records, not yet written
-        self.earlier: dict[int, _Earlier | None] = {}  # earlier records looked at (None: gone)
+        self.earlier = known if known is not None else {}  # earlier records looked at (None: gone)
         self.new_bands: list[tuple[int, int]] = []  # (band_key, submission_id)
         self.grown: dict[int, int] = {}  # earlier first record -> members joined in this batch
         self._fetch(keys)
@@ -176,12 +184,12 @@ class BatchMatch:
         if not missing:
             return
         self.earlier.update(dict.fromkeys(missing))
-        stmt = sa_select(col(Submission.id), col(Submission.kind), col(Submission.body), col(Submission.reference),
-                         col(Submission.campaign_size)).where(col(Submission.id).in_(missing))
-        for sid, kind, body, ref, size in self.s.execute(stmt).all():
-            self.earlier[int(sid)] = _Earlier(kind, body, ref, size)
+        stmt = select(Submission.id, Submission.kind, Submission.body, Submission.reference).where(
+            col(Submission.id).in_(missing))
+        for sid, kind, body, ref in self.s.execute(stmt).all():
+            self.earlier[int(sid)] = Earlier(kind, body, ref)
 
-    def match(self, sub: Submission, *, precomputed: Keys | None = None) -> Joined | None:
+    def match(self, sub: Submission, *, precomputed: Keys | None = None) -> Member | None:
         """What `match` would decide for the next record of the batch (its id set, not written)."""
         assert sub.id is not None
         self.batch[sub.id] = sub
@@ -205,17 +213,18 @@ class BatchMatch:
             self.new_bands.append((k, sub.id))
         return None
 
-    def _join(self, sub: Submission, first_id: int) -> Joined:
-        first = self.batch.get(first_id) or self.earlier[first_id]
-        assert first is not None
-        size = (first.size if isinstance(first, _Earlier) else first.campaign_size) or 1
-        if isinstance(first, _Earlier):
-            first.size = size + 1
-            self.grown[first_id] = self.grown.get(first_id, 0) + 1  # counted in by `write`
+    def _join(self, sub: Submission, first_id: int) -> Member:
+        first = self.batch.get(first_id)
+        if first is not None:
+            first.campaign_id, first.campaign_size = first_id, (first.campaign_size or 1) + 1
+            reference = first.reference
         else:
-            first.campaign_id, first.campaign_size = first_id, size + 1
+            self.grown[first_id] = self.grown.get(first_id, 0) + 1  # counted in by `write`
+            earlier = self.earlier[first_id]
+            assert earlier is not None  # a candidate that matched was read
+            reference = earlier.reference
         sub.campaign_id = first_id
-        return Joined(first_id, first.reference or "", size + 1)
+        return Member(first_id, reference or "")
 
     def write(self) -> None:
         """The band keys of the batch's records that stand alone, and the campaign sizes of
@@ -225,6 +234,7 @@ class BatchMatch:
         for first_id, n in self.grown.items():
             self.s.execute(update(Submission).where(col(Submission.id) == first_id).values(
                 campaign_id=first_id, campaign_size=func.coalesce(Submission.campaign_size, 1) + n))
+        self.earlier.update((i, Earlier(x.kind, x.body, x.reference)) for i, x in self.batch.items())
 
 
 def is_member(sub: Submission) -> bool:

@@ -56,8 +56,10 @@ def can_bulk_file(p: Parsed, rec: EvidenceRecord) -> bool:
     return p.inbound.channel != "slack" and rec.kind in (Kind.EVIDENCE, Kind.AUTOMATIC)
 
 
-def file_run(s: Session, settings: Settings, run: Sequence[tuple[Parsed, EvidenceRecord]]) -> list[Filed]:
-    """Files claimed messages (can_bulk_file) in the caller's transaction, in order."""
+def file_run(s: Session, settings: Settings, run: Sequence[tuple[Parsed, EvidenceRecord]],
+             known: dict[int, campaigns.Earlier | None] | None = None) -> list[Filed]:
+    """Files claimed messages (can_bulk_file) in the caller's transaction, in order. `known`: the
+    campaign candidates read by earlier runs of the same transaction (campaigns.BatchMatch)."""
     if not run:
         return []
     subs = [_new_row(settings, p, rec) for p, rec in run]
@@ -73,7 +75,7 @@ def file_run(s: Session, settings: Settings, run: Sequence[tuple[Parsed, Evidenc
     filed = [(p, rec, sub) for (p, rec), sub in zip(run, subs, strict=True)]
     evidence = [(p, rec, sub) for p, rec, sub in filed if rec.kind != Kind.AUTOMATIC]
     matcher = campaigns.BatchMatch(s, [k for p, _, sub in evidence if p.campaign_keys is not None
-                                       and p.campaign_keys[0] == sub.body for k in p.campaign_keys[2]])
+                                       and p.campaign_keys[0] == sub.body for k in p.campaign_keys[2]], known)
     joined = {sub.id: matcher.match(sub, precomputed=p.campaign_keys) for p, _, sub in evidence}
 
     filing.insert_rows(s, _SUBMISSIONS, [{c: getattr(sub, c) for c in _COLUMNS} for sub in subs])
@@ -111,7 +113,7 @@ def _new_row(settings: Settings, p: Parsed, rec: EvidenceRecord) -> Submission:
 
 
 def _outbox(s: Session, settings: Settings, evidence: list[tuple[Parsed, EvidenceRecord, Submission]],
-            joined: dict[int | None, campaigns.Joined | None]) -> list[dict[str, Any]]:
+            joined: dict[int | None, campaigns.Member | None]) -> list[dict[str, Any]]:
     """The effects `_file` queues for each record, in its order: the acknowledgement, then the
     summary (with its files) or, for a campaign member, the campaign card's update."""
     now = utcnow()

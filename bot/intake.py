@@ -354,6 +354,7 @@ def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> 
     try:
         with unit_of_work(engine) as s:
             claimed = _claim(s, parsed)
+            known: dict[int, Any] = {}  # campaign candidates read so far (bot.campaigns.BatchMatch)
             done: list[Filed] = []
             run: list[tuple[Parsed, EvidenceRecord]] = []
             for p in parsed:
@@ -365,10 +366,10 @@ def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> 
                 if filing.can_bulk_file(p, rec):
                     run.append((p, rec))
                     continue
-                done += filing.file_run(s, settings, run)  # the records before it first: references in order
+                done += filing.file_run(s, settings, run, known)  # the records before it first: references in order
                 run = []
                 done.append(_file(s, settings, p.inbound, rec, p.error, p.campaign_keys))
-            return done + filing.file_run(s, settings, run)
+            return done + filing.file_run(s, settings, run, known)
     except Exception:
         if len(parsed) == 1:
             raise

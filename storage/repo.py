@@ -213,6 +213,11 @@ def get_submission(
         return session.get(Submission, submission_id)
     if reference is None:
         return None
+    # References are written in capitals (bot.references): the unique index finds one at once.
+    # Only a miss is looked for again ignoring case, which reads the whole table.
+    found = session.exec(select(Submission).where(Submission.reference == reference.upper())).first()
+    if found is not None:
+        return found
     return session.exec(select(Submission).where(func.upper(Submission.reference) == reference.upper())).first()
 
 

@@ -159,9 +159,9 @@ def test_a_batch_files_the_same_rows_as_one_message_at_a_time(
         runs: list[int] = []
         real_run = filing.file_run
 
-        def counted(s: Session, st: Settings, run: list[Any]) -> list[intake.Filed]:
+        def counted(s: Session, st: Settings, run: list[Any], known: Any = None) -> list[intake.Filed]:
             runs.append(len(run))
-            return real_run(s, st, run)
+            return real_run(s, st, run, known)
 
         monkeypatch.setattr(filing, "file_run", counted)
         filed_b = intake.file_batch(engines[1], settings[1], batch)
