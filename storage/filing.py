@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from storage.models import Counter, Inbound, OutboxItem, utcnow
+from storage.repo import dialect_insert
 
 
 def _dialect(s: Session) -> str:
@@ -42,7 +42,7 @@ def take_numbers(s: Session, *, name: str, count: int) -> list[int]:
     times over): the row is locked on PostgreSQL until commit, as there."""
     if count <= 0:
         return []
-    ins = postgresql.insert(Counter) if _dialect(s) == "postgresql" else sqlite.insert(Counter)
+    ins = dialect_insert(_dialect(s), Counter)
     stmt = (
         ins.values(name=name, value=count)
         .on_conflict_do_update(index_elements=["name"], set_={"value": col(Counter.value) + count})
@@ -108,7 +108,7 @@ def enqueue_many(s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     table = OutboxItem.__table__  # type: ignore[attr-defined]
-    ins = postgresql.insert(table) if _dialect(s) == "postgresql" else sqlite.insert(table)
+    ins = dialect_insert(_dialect(s), table)
     # One statement for every batch (an executemany), so SQLAlchemy compiles it once per process;
     # a multi-row VALUES differs with the number of rows and was compiled again for each batch.
     s.execute(ins.on_conflict_do_nothing(index_elements=["key"]), list(rows))
