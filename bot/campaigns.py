@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from bot import similarity
 from bot.outbox_kinds import SLACK_UPDATE
 from bot.review import UNDECIDED
+from storage.filing import insert_plain, select_plain
 from storage.models import CampaignBand, OutboxItem, Submission
 from storage.outbox import enqueue
 
@@ -80,6 +81,11 @@ def keys_for(body: str | None) -> Keys:
     return (body, *similarity.keys_of(body))
 
 
+def keys_for_many(bodies: Sequence[str | None]) -> list[Keys]:
+    """keys_for of each, worked out together (similarity.keys_of_many)."""
+    return [(body, *keys) for body, keys in zip(bodies, similarity.keys_of_many(bodies), strict=True)]
+
+
 def match(s: Session, sub: Submission, *, precomputed: Keys | None = None) -> Joined | None:
     """Joins a just-filed evidence record to the campaign of a near-identical earlier one, or
     stores its band keys so later ones can join it. None when it stands alone. `precomputed`:
@@ -117,6 +123,120 @@ def _join(s: Session, sub: Submission, *, first: Submission) -> Joined:
     s.refresh(first)
     sub.campaign_id = first.id
     return Joined(first.id, first.reference or "", size)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What matching needs of a record filed before the batch: plain values that do not change
+    while it is filed (so nothing the session would write back, and safe to keep for the next
+    batch of the same transaction)."""
+
+    kind: str
+    body: str | None
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A record of the batch joins the campaign whose first record is this one."""
+
+    first_id: int
+    first_reference: str
+
+
+class BatchMatch:
+    """`match` for the records of one batch, filed one after another in one transaction, with
+    their ids taken but their rows not yet written (bot.filing): the same decisions, with the
+    band keys of the whole batch locked and read in one query. `match` each record in filing
+    order; once the batch's records are inserted, `write` stores what was decided. `known`:
+    earlier records already read in this transaction (write adds the batch's own)."""
+
+    def __init__(self, s: Session, keys: Iterable[int], known: dict[int, Earlier | None] | None = None) -> None:
+        self.s = s
+        self.fetched: set[int] = set()
+        # band key -> ids holding it: the rows stored before this batch, then the batch's own.
+        self.bands: dict[int, list[int]] = {}
+        self.batch: dict[int, Submission] = {}  # the batch's records, not yet written
+        self.earlier = known if known is not None else {}  # earlier records looked at (None: gone)
+        self.new_bands: list[tuple[int, int]] = []  # (band_key, submission_id)
+        self.grown: dict[int, int] = {}  # earlier first record -> members joined in this batch
+        self._fetch(keys)
+
+    def _fetch(self, keys: Iterable[int]) -> None:
+        """Locks (PostgreSQL) and reads the stored rows of band keys not read yet."""
+        wanted = sorted(set(keys) - self.fetched)
+        if not wanted:
+            return
+        _lock_bands(self.s, wanted)
+        self.fetched.update(wanted)
+        for k, sid in select_plain(self.s, "SELECT band_key, submission_id FROM campaign_band WHERE band_key IN ({})"
+                                   " ORDER BY submission_id", wanted):
+            self.bands.setdefault(int(k), []).append(int(sid))
+
+    def _candidates(self, keys: Sequence[int], exclude: int | None) -> list[int]:
+        hits: dict[int, int] = {}
+        for k in set(keys):
+            for sid in self.bands.get(k, ()):
+                hits[sid] = hits.get(sid, 0) + 1
+        best = sorted(hits.items(), key=lambda kv: (-kv[1], kv[0]))[:CANDIDATES]
+        return [sid for sid, _ in best if sid != exclude]
+
+    def _read_earlier(self, ids: Sequence[int]) -> None:
+        missing = [i for i in ids if i not in self.batch and i not in self.earlier]
+        if not missing:
+            return
+        self.earlier.update(dict.fromkeys(missing))
+        stmt = select(Submission.id, Submission.kind, Submission.body, Submission.reference).where(
+            col(Submission.id).in_(missing))
+        for sid, kind, body, ref in self.s.execute(stmt).all():
+            self.earlier[int(sid)] = Earlier(kind, body, ref)
+
+    def match(self, sub: Submission, *, precomputed: Keys | None = None) -> Member | None:
+        """What `match` would decide for the next record of the batch (its id set, not written)."""
+        assert sub.id is not None
+        self.batch[sub.id] = sub
+        if precomputed is not None and precomputed[0] == sub.body:
+            shingles, keys = precomputed[1], precomputed[2]
+        else:
+            shingles, keys = similarity.keys_of(sub.body)
+        if not keys:
+            return None
+        self._fetch(keys)  # nothing to do unless the keys were worked out again just now
+        cands = self._candidates(keys, sub.id)
+        self._read_earlier(cands)
+        for cid in cands:
+            cand = self.batch.get(cid) or self.earlier.get(cid)
+            if cand is None or cand.kind != "evidence":
+                continue
+            if similarity.same_campaign(shingles, _shingles_of(cand.body)):
+                return self._join(sub, cid)
+        for k in sorted(set(keys)):
+            self.bands.setdefault(k, []).append(sub.id)
+            self.new_bands.append((k, sub.id))
+        return None
+
+    def _join(self, sub: Submission, first_id: int) -> Member:
+        first = self.batch.get(first_id)
+        if first is not None:
+            first.campaign_id, first.campaign_size = first_id, (first.campaign_size or 1) + 1
+            reference = first.reference
+        else:
+            self.grown[first_id] = self.grown.get(first_id, 0) + 1  # counted in by `write`
+            earlier = self.earlier[first_id]
+            assert earlier is not None  # a candidate that matched was read
+            reference = earlier.reference
+        sub.campaign_id = first_id
+        return Member(first_id, reference or "")
+
+    def write(self) -> None:
+        """The band keys of the batch's records that stand alone, and the campaign sizes of
+        earlier records that members joined (one UPDATE each, which takes the row lock)."""
+        # In key order: neighbouring keys land in the same pages of the primary-key index.
+        insert_plain(self.s, table="campaign_band", columns=("band_key", "submission_id"), rows=sorted(self.new_bands))
+        for first_id, n in self.grown.items():
+            self.s.execute(update(Submission).where(col(Submission.id) == first_id).values(
+                campaign_id=first_id, campaign_size=func.coalesce(Submission.campaign_size, 1) + n))
+        self.earlier.update((i, Earlier(x.kind, x.body, x.reference)) for i, x in self.batch.items())
 
 
 def is_member(sub: Submission) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bot.record import AttachmentInfo, Channel, EvidenceRecord, Kind, Outcome
 from storage.models import Attachment, Submission
@@ -16,18 +17,23 @@ _COPIED = (
 
 
 def submission_from_record(rec: EvidenceRecord) -> Submission:
-    sub = Submission(
-        kind=str(rec.kind),
-        status=rec.status or "received",
-        channel=str(rec.channel),
-        outcome=str(rec.outcome),
-        automatic_reason=rec.automatic_reason,
-        authenticity=json.dumps(rec.authenticity, sort_keys=True) if rec.authenticity is not None else None,
+    return Submission(**submission_values(rec))
+
+
+def submission_values(rec: EvidenceRecord) -> dict[str, Any]:
+    """The Submission's column values that come from the record (the rest keep their defaults)."""
+    values = {
+        "kind": str(rec.kind),
+        "status": rec.status or "received",
+        "channel": str(rec.channel),
+        "outcome": str(rec.outcome),
+        "automatic_reason": rec.automatic_reason,
+        "authenticity": json.dumps(rec.authenticity, sort_keys=True) if rec.authenticity is not None else None,
         **{k: getattr(rec, k) for k in _COPIED},
-    )
+    }
     if rec.received_at is not None:
-        sub.received_at = rec.received_at
-    return sub
+        values["received_at"] = rec.received_at
+    return values
 
 
 def attachment_rows(rec: EvidenceRecord) -> list[Attachment]:

@@ -28,4 +28,9 @@ def refresh(session: Session, *, submission_id: int) -> None:
         session.add(sub)
     # The normalised names are indexed too, so "county council" finds a record that says "Kent CC".
     extra = [v for k, v in wanted.items() if v]
-    search.index_submission(session, submission_id=submission_id, extra_fields=extra)
+    # search.index_submission, less its own flush and refresh of the record just refreshed here.
+    session.flush()
+    if sub.kind != "evidence" or not sub.reference:
+        search.remove(session, submission_id=submission_id)
+        return
+    search.write(session, submission_id=submission_id, doc=search.document_of(session, sub, extra))

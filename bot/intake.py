@@ -11,19 +11,18 @@ import io
 import json
 import logging
 import re
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import defer
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from bot import acks, campaigns, finding, withdraw
-from bot.convert import attachment_rows, submission_from_record
+from bot.convert import attachment_rows, submission_values
 from bot.outbox_kinds import SLACK_DM, SLACK_FILES, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
@@ -33,6 +32,7 @@ from bot.settings import Settings
 from bot.templating import render
 from storage import repo
 from storage.db import unit_of_work
+from storage.filing import claim_many
 from storage.models import FollowUp, Inbound, Submission
 from storage.outbox import enqueue
 from storage.repo import InboundDraft
@@ -160,6 +160,19 @@ class ToParse:
     helo: str | None = None
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What filing needs of a stored message: plain values, cheap to send back from a parser
+    process (the ORM object, pickled there and back, cost as much as filing's own statements)."""
+
+    id: int
+    channel: str
+    received_at: datetime
+    envelope_from: str | None
+    message_id: str | None
+    peer: str | None
+
+
 def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
     """(record, None), or (None, error) when the parser itself failed. Pure: no database."""
     try:
@@ -181,20 +194,31 @@ def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
-def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Inbound, ToParse] | None:
-    """A stored message still waiting to be filed, detached from its session; None if filed.
+def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Stored, ToParse] | None:
+    """A stored message still waiting to be filed; None if filed.
 
     The raw copy is read on its own (_read_raw): a plain SELECT of a 20 MB message cost twice to
     five times the message at once (see there)."""
+    found = list(_load(engine, settings, [inbound_id]))
+    return found[0] if found else None
+
+
+_STORED = (col(Inbound.id), col(Inbound.channel), col(Inbound.received_at), col(Inbound.envelope_from),
+           col(Inbound.message_id), col(Inbound.peer), col(Inbound.helo))
+
+
+def _load(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> Iterator[tuple[Stored, ToParse]]:
+    """The waiting ones of these messages, in order, in one read transaction: their rows in one
+    query, each raw copy read as it is asked for (so a batch holds one raw message at a time)."""
     with unit_of_work(engine, read_only=True) as s:
-        inbound = s.get(Inbound, inbound_id, options=[defer(Inbound.raw)])  # type: ignore[arg-type]
-        if inbound is None or inbound.state != "received":
-            return None
-        set_committed_value(inbound, "raw", _read_raw(s, inbound_id))
-        s.expunge(inbound)
-    assert inbound.id is not None
-    return inbound, ToParse(inbound.id, inbound.channel, inbound.raw, inbound.received_at, inbound.envelope_from,
-                            settings.reference_prefix, peer=inbound.peer, helo=inbound.helo)
+        stmt = (select(*_STORED).where(col(Inbound.id).in_(list(inbound_ids)), col(Inbound.state) == "received")
+                .order_by(col(Inbound.id)))
+        for i, channel, received_at, envelope_from, message_id, peer, helo in s.execute(stmt).all():
+            raw = _read_raw(s, i)
+            job = ToParse(i, channel, raw, received_at, envelope_from, settings.reference_prefix, peer=peer, helo=helo)
+            del raw  # the job holds the only copy, and goes with it
+            yield Stored(i, channel, received_at, envelope_from, message_id, peer), job
+            del job
 
 
 # The raw copy is read in pieces of this size where there is no blob reader (PostgreSQL).
@@ -228,7 +252,7 @@ def _read_raw(s: Session, inbound_id: int) -> bytes:
 
 
 def file_parsed(
-    engine: Engine, settings: Settings, inbound: Inbound, rec: EvidenceRecord | None, error: str | None,
+    engine: Engine, settings: Settings, inbound: Stored, rec: EvidenceRecord | None, error: str | None,
     authenticity: dict[str, Any] | None = None,
 ) -> Filed | None:
     """Files a parsed message in one transaction; None when another process filed it first."""
@@ -254,7 +278,7 @@ def check_sender(settings: Settings, job: ToParse) -> dict[str, Any] | None:
                                                     envelope_from=job.envelope_from)
 
 
-def _fallback_record(inbound: Inbound) -> EvidenceRecord:
+def _fallback_record(inbound: Stored) -> EvidenceRecord:
     """What we can say of a message the parser could not read: who sent it, and when."""
     return EvidenceRecord(
         message_id=inbound.message_id,
@@ -280,11 +304,26 @@ def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> F
 class Parsed:
     """A stored message parsed and checked, ready to file; its raw copy no longer in memory."""
 
-    inbound: Inbound
+    inbound: Stored
     rec: EvidenceRecord | None
     error: str | None
     authenticity: dict[str, Any] | None
     campaign_keys: campaigns.Keys | None = None  # worked out before filing (campaigns.keys_for)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The shingles cross from a parser process as one array of 64-bit integers: as a
+        # frozenset of Python ints they cost 0.2 ms a message to pickle and unpickle.
+        state = dict(self.__dict__)
+        if self.campaign_keys is not None:
+            body, shingles, bands = self.campaign_keys
+            state["campaign_keys"] = (body, array("Q", shingles), bands)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("campaign_keys") is not None:
+            body, shingles, bands = state["campaign_keys"]
+            state["campaign_keys"] = (body, frozenset(shingles), bands)
+        self.__dict__.update(state)
 
 
 def parse_received(engine: Engine, settings: Settings, *, inbound_id: int) -> Parsed | None:
@@ -295,39 +334,57 @@ def parse_received(engine: Engine, settings: Settings, *, inbound_id: int) -> Pa
     loaded = load_received(engine, settings, inbound_id=inbound_id)
     if loaded is None:
         return None
-    inbound, job = loaded
+    parsed = _parse(settings, *loaded)
+    _add_campaign_keys([parsed])
+    return parsed
+
+
+def _parse(settings: Settings, stored: Stored, job: ToParse) -> Parsed:
     rec, error = parse_stored(job)
-    auth = check_sender(settings, job)
-    # Detached, so nothing writes it back: only this copy's reference to the bytes goes.
-    set_committed_value(inbound, "raw", b"")
-    keys = None
-    if rec is not None and rec.kind == Kind.EVIDENCE:
-        try:
-            keys = campaigns.keys_for(rec.body)
-        except Exception:  # noqa: BLE001 - worked out again while filing, where a failure counts
-            keys = None
-    return Parsed(inbound, rec, error, auth, keys)
+    return Parsed(stored, rec, error, check_sender(settings, job))
+
+
+def _add_campaign_keys(parsed: Sequence[Parsed]) -> None:
+    """campaigns.keys_for of each evidence record's text, worked out together (it is CPU work,
+    done before the filing transaction; numpy takes a batch of texts as cheaply as one)."""
+    wanted = [p for p in parsed if p.rec is not None and p.rec.kind == Kind.EVIDENCE]
+    try:
+        found = campaigns.keys_for_many([p.rec.body for p in wanted if p.rec is not None])
+    except Exception:  # noqa: BLE001 - worked out again while filing, where a failure counts
+        return
+    for p, keys in zip(wanted, found, strict=True):
+        p.campaign_keys = keys
 
 
 def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> list[Filed]:
     """Files parsed messages in ONE transaction (one commit, one fsync for all); reference numbers
-    still come from the counter inside it, in order. If that transaction fails, each is filed in
-    a transaction of its own, so one bad message cannot keep the others out."""
+    still come from the counter inside it, in order. New records by e-mail are filed in runs, a
+    few statements per table for each (bot.filing); a follow-up or a Slack submission between
+    them with _file. If that transaction fails, each is filed in a transaction of its own, so one
+    bad message cannot keep the others out."""
     if not parsed:
         return []
+    from bot import filing  # not at the top: bot.filing imports this module
+
     try:
         with unit_of_work(engine) as s:
-            done = []
+            claimed = _claim(s, parsed)
+            known: dict[int, Any] = {}  # campaign candidates read so far (bot.campaigns.BatchMatch)
+            done: list[Filed] = []
+            run: list[tuple[Parsed, EvidenceRecord]] = []
             for p in parsed:
-                assert p.inbound.id is not None
-                state = "failed" if p.error else "processed"
-                if not repo.claim_inbound(s, inbound_id=p.inbound.id, state=state, error=p.error):
+                if p.inbound.id not in claimed:
                     continue  # another process filed it first
                 rec = p.rec if p.rec is not None else _fallback_record(p.inbound)
                 if p.authenticity is not None:
                     rec.authenticity = p.authenticity
+                if filing.can_bulk_file(p, rec):
+                    run.append((p, rec))
+                    continue
+                done += filing.file_run(s, settings, run, known)  # the records before it first: references in order
+                run = []
                 done.append(_file(s, settings, p.inbound, rec, p.error, p.campaign_keys))
-            return done
+            return done + filing.file_run(s, settings, run, known)
     except Exception:
         if len(parsed) == 1:
             raise
@@ -340,6 +397,17 @@ def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> 
     return out
 
 
+def _claim(s: Session, parsed: Sequence[Parsed]) -> set[int]:
+    """repo.claim_inbound for each message, the ones parsed without an error in one UPDATE."""
+    ok = [p.inbound.id for p in parsed if not p.error and p.inbound.id is not None]
+    claimed = claim_many(s, inbound_ids=ok, state="processed")
+    for p in parsed:
+        if p.error and p.inbound.id is not None and repo.claim_inbound(
+                s, inbound_id=p.inbound.id, state="failed", error=p.error):
+            claimed.add(p.inbound.id)
+    return claimed
+
+
 def file_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> list[Filed]:
     """Parses the waiting messages one after another (outside any transaction) and files them
     together (file_batch); the ones already filed are skipped."""
@@ -347,7 +415,7 @@ def file_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) ->
     return file_batch(engine, settings, parsed)
 
 
-def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord, error: str | None,
+def _file(s: Session, settings: Settings, inbound: Stored, rec: EvidenceRecord, error: str | None,
           campaign_keys: campaigns.Keys | None = None) -> Filed:
     assert inbound.id is not None
     if rec.kind == Kind.FOLLOW_UP and rec.in_reply_to_reference:
@@ -370,21 +438,10 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
             finding.refresh(s, submission_id=parent.id)  # the follow-up's text and attachments become findable
             return Filed(inbound.id, "follow_up", parent.reference, door_of(inbound.peer, inbound.channel))
         rec.kind = Kind.EVIDENCE  # an unknown reference starts a record of its own
-    sub = submission_from_record(rec)
-    sub.inbound_id = inbound.id
-    # Accepted all the same, but marked, so the group knows what came after the call closed.
-    sub.late = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
-    if inbound.channel == "slack":
-        sub.slack_user_id = inbound.envelope_from
-    # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
-    # either way the record is kept and flagged for a human to look at the raw copy.
-    sub.parse_error = error or ("; ".join(rec.parse_warnings)[:2000] or None)
-    if rec.kind == Kind.AUTOMATIC:
-        sub.status = Status.FILED
-    else:
+    sub = new_submission(settings, inbound, rec, error)
+    if rec.kind != Kind.AUTOMATIC:
         sub.ref_no = repo.next_counter(s, name="reference")
         sub.reference = format_reference(settings.reference_prefix, sub.ref_no)
-        sub.status = Status.RECEIVED
     repo.add_submission(s, submission=sub, attachments=attachment_rows(rec))
     if rec.kind != Kind.AUTOMATIC:
         finding.refresh(s, submission_id=sub.id or 0)  # search index and corroboration keys
@@ -399,6 +456,27 @@ def _file(s: Session, settings: Settings, inbound: Inbound, rec: EvidenceRecord,
         else:
             campaigns.enqueue_card_update(s, first_id=joined.first_id)
     return Filed(inbound.id, str(rec.kind), sub.reference, door_of(inbound.peer, inbound.channel))
+
+
+def new_submission(settings: Settings, inbound: Stored, rec: EvidenceRecord, error: str | None) -> Submission:
+    """The record's row before it has a reference number."""
+    return Submission(**new_submission_values(settings, inbound, rec, error))
+
+
+def new_submission_values(settings: Settings, inbound: Stored, rec: EvidenceRecord,
+                          error: str | None) -> dict[str, Any]:
+    """new_submission's values other than the defaults (_file and bot.filing alike)."""
+    values = submission_values(rec)
+    values["inbound_id"] = inbound.id
+    # Accepted all the same, but marked, so the group knows what came after the call closed.
+    values["late"] = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
+    if inbound.channel == "slack":
+        values["slack_user_id"] = inbound.envelope_from
+    # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
+    # either way the record is kept and flagged for a human to look at the raw copy.
+    values["parse_error"] = error or ("; ".join(rec.parse_warnings)[:2000] or None)
+    values["status"] = Status.FILED if rec.kind == Kind.AUTOMATIC else Status.RECEIVED
+    return values
 
 
 # Evidence longer than this may not fit the "Read in full" modal (100 blocks of 3,000 characters,
@@ -430,22 +508,31 @@ def _after_followup(s: Session, parent: Submission, fu: FollowUp, *, actor: str)
             payload={"reference": parent.reference, "followup_id": fu.id}, submission_id=parent.id)
 
 
-def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Inbound, rec: EvidenceRecord) -> None:
-    to = acks.recipient(rec, inbound.envelope_from)
-    why_not = acks.why_not_acknowledge(rec, inbound.envelope_from, to)
-    if why_not is None and (rec.authenticity or {}).get("verdict") == "failed":
-        # The From address is forged: a receipt would go to the person being impersonated.
-        why_not = "the sender failed the authenticity check"
-    if why_not is None and to is not None:
-        sent = repo.count_recent_outbox(s, kind=acks.KIND, recipient=to, since=timedelta(hours=1))
-        if sent >= settings.acks_per_sender_per_hour:
-            why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
+def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Stored, rec: EvidenceRecord) -> None:
+    to, why_not = ack_decision(settings, rec, inbound.envelope_from, lambda r: repo.count_recent_outbox(
+        s, kind=acks.KIND, recipient=r, since=timedelta(hours=1)))
     if why_not is not None or to is None:
         log.info("%s: no acknowledgement (%s)", sub.reference, why_not,
                  extra={"reference": sub.reference, "door": door_of(inbound.peer, inbound.channel)})
         return
     payload = acks.build(settings, sub, to=to, original_message_id=rec.message_id)
     enqueue(s, key=f"ack:{sub.reference}", kind=acks.KIND, payload=payload, submission_id=sub.id, recipient=to)
+
+
+def ack_decision(settings: Settings, rec: EvidenceRecord, envelope_from: str | None,
+                 sent_last_hour: Callable[[str], int]) -> tuple[str | None, str | None]:
+    """(whom to acknowledge, why not): why_not None means a receipt goes to `to`.
+    `sent_last_hour(to)`: acknowledgements queued for `to` within the hour (the rate limit)."""
+    to = acks.recipient(rec, envelope_from)
+    why_not = acks.why_not_acknowledge(rec, envelope_from, to)
+    if why_not is None and (rec.authenticity or {}).get("verdict") == "failed":
+        # The From address is forged: a receipt would go to the person being impersonated.
+        why_not = "the sender failed the authenticity check"
+    if why_not is None and to is not None:
+        sent = sent_last_hour(to)
+        if sent >= settings.acks_per_sender_per_hour:
+            why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
+    return to, why_not
 
 
 def _enqueue_slack_receipt(s: Session, settings: Settings, sub: Submission) -> None:
@@ -493,11 +580,28 @@ def _worker_engine(settings: Settings) -> Engine:
     return engine
 
 
+def forget_worker_engines() -> None:
+    """Before a fork: closes the engines this process opened for worker work, so that no
+    connection is shared with the child (which opens its own)."""
+    while _WORKER_ENGINES:
+        _WORKER_ENGINES.popitem()[1].dispose()
+
+
 def parse_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[Parsed]:
     """parse_received for each, in a worker process (the import's pool): the raw copies are read
     there from the database; what comes back is the parsed record, not the bytes."""
-    engine = _worker_engine(settings)
-    return [p for i in inbound_ids if (p := parse_received(engine, settings, inbound_id=i)) is not None]
+    return parse_many(_worker_engine(settings), settings, inbound_ids)
+
+
+def parse_many(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> list[Parsed]:
+    """parse_received for many messages, in order, with one read transaction for all (_load): a
+    transaction and an ORM load per message cost as much as parsing a short one."""
+    out = []
+    for stored, job in _load(engine, settings, inbound_ids):
+        out.append(_parse(settings, stored, job))
+        del job  # before the next raw copy is read
+    _add_campaign_keys(out)
+    return out
 
 
 def file_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[Filed]:
@@ -506,7 +610,7 @@ def file_many_in_worker(settings: Settings, inbound_ids: Sequence[int]) -> list[
     return file_many(_worker_engine(settings), settings, inbound_ids)
 
 
-FILE_BATCH = 50  # messages per filing transaction (import, process_pending)
+FILE_BATCH = 50  # messages per filing transaction (process_pending)
 
 
 def process_pending(engine: Engine, settings: Settings, *, limit: int = 50, batch: int = FILE_BATCH) -> list[Filed]:

@@ -47,3 +47,9 @@ def test_downgrade_to_base_and_up_again(db_url: str) -> None:
         )
     finally:
         engine.dispose()
+
+
+def test_the_quick_head_is_alembics() -> None:
+    from storage.migrate import _plain_head
+
+    assert _plain_head() == head_revision() is not None

@@ -163,8 +163,28 @@ def test_a_big_message_parses_the_same_with_its_attachments_taken_out(
     assert parse_email(raw).to_json() == fast
 
 
-def test_numpy_minhash_is_the_definition() -> None:
+def test_numpy_minhash_is_the_definition(monkeypatch: pytest.MonkeyPatch) -> None:
     rnd = random.Random(5)
-    for n in (1, 2, 3, 17, 500):
-        xs = [rnd.randrange(0, 1 << 61) for _ in range(n)] + [0, (1 << 61) - 1, (1 << 61) - 2]
+    for n in (1, 2, 3, 17, 500, 3000):
+        xs = [rnd.randrange(0, 1 << 61) for _ in range(n)] + [0, (1 << 61) - 1, (1 << 61) - 2, 1 << 32, (1 << 32) - 1]
         assert similarity.signature(xs) == similarity.signature_py(xs)
+    # Values just below p and multipliers near their largest, where every partial sum is biggest.
+    top = [(1 << 61) - 1 - k for k in range(64)] + [((1 << 29) - 1) << 32 | k for k in range(64)]
+    assert similarity.signature(top) == similarity.signature_py(top)
+    # Many texts worked out together, empty ones among them, in more than one batch.
+    monkeypatch.setattr(similarity, "_BATCH_VALUES", 1000)
+    sets = [[rnd.randrange(0, 1 << 61) for _ in range(n)] for n in (3, 0, 700, 1, 0, 2500, 40, 900)] + [top]
+    assert similarity.signatures(sets) == [similarity.signature_py(xs) if xs else [] for xs in sets]
+
+
+def test_shingles_are_the_hashed_word_triples(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _texts()
+    many = similarity.keys_of_many(texts)
+    for text, (sh, bands) in zip(texts, many, strict=True):
+        w = similarity.words(text)
+        wanted = (frozenset(similarity._hash(" ".join(w[i:i + 3])) for i in range(len(w) - 2))
+                  if len(w) >= similarity.MIN_WORDS else frozenset())
+        assert similarity.shingles(text) == sh == wanted
+        assert bands == similarity.band_keys(similarity.signature_py(list(wanted)) if wanted else [])
+    monkeypatch.setattr(similarity, "_np", None)  # without numpy: the plain definitions, same keys
+    assert similarity.keys_of_many(texts[:20]) == many[:20]

@@ -91,7 +91,7 @@ def migrated_engine(settings: Settings) -> Engine:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import intake
+    from bot import filing, intake
     from bot.cli import importing  # the parser's imports (PDF, Word) only when needed
 
     engine = migrated_engine(settings)
@@ -123,7 +123,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(str(e)) from None
     kinds: dict[str, int] = {}
     with tqdm(total=stored, unit="msg", desc="filing", file=sys.stderr, disable=None) as bar:
-        for filed in _file_all(engine, settings):
+        for filed in filing.file_waiting(engine, settings):
             for r in filed:
                 kinds[r.outcome] = kinds.get(r.outcome, 0) + 1
             bar.update(len(filed))
@@ -134,83 +134,6 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 IMPORT_STORE_BATCH = 100
 IMPORT_STORE_BYTES = 32 * 1024 * 1024
-
-
-IMPORT_POOL_MIN = 200  # below this many waiting messages the import parses in its own process
-IMPORT_PARSE_CHUNK = 25  # messages per task for a parser process
-
-
-def _file_all(engine: Engine, settings: Settings) -> Iterator[list[Any]]:
-    """Files every waiting message until none is left, FILE_BATCH per filing transaction, and
-    yields what each batch filed. With many waiting, two parser processes (the import has the
-    machine to itself) read and parse them from the database while this one files: filing is
-    one writer's work, parsing is not."""
-    from bot import intake
-
-    while True:
-        with unit_of_work(engine, read_only=True) as s:
-            ids = repo.pending_inbound_ids(s, limit=100_000)
-        if not ids:
-            return
-        progress = False
-        batches = _parsed_batches(settings, ids) if len(ids) >= IMPORT_POOL_MIN else None
-        if batches is None:
-            for k in range(0, len(ids), intake.FILE_BATCH):
-                filed = intake.file_many(engine, settings, ids[k : k + intake.FILE_BATCH])
-                progress = progress or bool(filed)
-                yield filed
-        else:
-            for parsed in batches:
-                filed = intake.file_batch(engine, settings, parsed)
-                progress = progress or bool(filed)
-                yield filed
-        if not progress:
-            return  # filed elsewhere meanwhile, or nothing can be: do not spin
-
-
-def _parsed_batches(settings: Settings, ids: list[int]) -> Iterator[list[Any]]:
-    """Parsed messages, FILE_BATCH at a time and in order, from a pool of two parser processes
-    that keeps a few chunks ahead of the filing. If the pool breaks (a parser process died), the
-    rest is parsed here, one message at a time."""
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    from bot import intake
-
-    chunks = [ids[k : k + IMPORT_PARSE_CHUNK] for k in range(0, len(ids), IMPORT_PARSE_CHUNK)]
-    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-    engine = make_engine(settings.database_url)
-    try:
-        pending: deque[tuple[list[int], Future[list[Any]]]] = deque()
-        todo = iter(chunks)
-        batch: list[Any] = []
-        broken = False
-        while True:
-            while not broken and len(pending) < 4 and (chunk := next(todo, None)) is not None:
-                pending.append((chunk, pool.submit(intake.parse_many_in_worker, settings, chunk)))
-            if not pending:
-                chunk = next(todo, None)
-                if chunk is None:
-                    break
-                pending.append((chunk, Future()))
-            chunk, fut = pending.popleft()
-            try:
-                if broken:
-                    raise BrokenProcessPool
-                batch.extend(fut.result())
-            except BrokenProcessPool:
-                broken = True
-                batch.extend(p for i in chunk if (p := intake.parse_received(engine, settings, inbound_id=i)))
-            if len(batch) >= intake.FILE_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        engine.dispose()
 
 
 def _records(settings: Settings, *, status: str | None = None, kind: str | None = None) -> Iterator[EvidenceRecord]:

@@ -13,13 +13,16 @@ import time
 import warnings
 import zipfile
 from dataclasses import dataclass
-
-import docx
-from docx.table import Table
-from docx.text.paragraph import Paragraph
-from pypdf import PdfReader
+from typing import TYPE_CHECKING
 
 from bot.parsing.html import html_to_text
+
+if TYPE_CHECKING:
+    from docx.table import Table
+
+# pypdf and python-docx (with lxml) are imported by the first PDF or Word file, not with the
+# parser: a third of a second of every start-up (the CLI's, a parser process's) that mail
+# without such attachments never needs.
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def _codec(charset: str | None) -> str | None:
 
 
 def _pdf(data: bytes, name: str, limits: Limits) -> tuple[str | None, str | None]:
+    from pypdf import PdfReader
+
     deadline = time.monotonic() + limits.time_limit_s
     with warnings.catch_warnings():
         # pypdf warns about sloppy but readable files; a warning is not a failure here.
@@ -186,6 +191,10 @@ def _pdf(data: bytes, name: str, limits: Limits) -> tuple[str | None, str | None
 
 
 def _docx(data: bytes, name: str, limits: Limits) -> tuple[str | None, str | None]:
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
     deadline = time.monotonic() + limits.time_limit_s
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
