@@ -11,44 +11,30 @@ tests/test_filing.py files the same mail both ways and compares every table.
 Follow-ups and Slack submissions are rarer and touch existing records: bot.intake.file_batch
 files them with `_file`, between runs, in the same transaction.
 
-`file_waiting` is the import's loop: parser processes read and parse the stored messages a few
-chunks ahead while this process files them.
+The import's loop, parser processes ahead of this filing, is bot.cli.import_pipeline.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
+import logging
 import uuid
-from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot import acks, campaigns, corroboration, intake
-from bot.intake import (
-    LONG_TEXT,
-    SLACK_FILES,
-    SLACK_SUMMARY,
-    SLACK_UPDATE,
-    Filed,
-    Parsed,
-    ack_decision,
-    door_of,
-    log,
-)
+from bot import acks, campaigns, corroboration
+from bot.filed import LONG_TEXT, Filed, Parsed, ack_decision, door_of, new_submission_values
+from bot.outbox_kinds import SLACK_FILES, SLACK_SUMMARY, SLACK_UPDATE
 from bot.record import EvidenceRecord, Kind
 from bot.references import format_reference
 from bot.settings import Settings
-from storage import filing, repo, search
-from storage.db import unit_of_work
+from storage import filing, search
 from storage.models import Attachment, OutboxItem, Submission, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def can_bulk_file(p: Parsed, rec: EvidenceRecord) -> bool:
@@ -108,7 +94,7 @@ def _new_row(settings: Settings, p: Parsed, rec: EvidenceRecord) -> Submission:
     so it stands in for one."""
     values = dict(_STATIC)
     values.update((name, factory()) for name, factory in _FACTORIES)  # type: ignore[call-arg]
-    values.update(intake.new_submission_values(settings, p.inbound, rec, p.error))
+    values.update(new_submission_values(settings, p.inbound, rec, p.error))
     return cast(Submission, SimpleNamespace(**values))
 
 
@@ -158,84 +144,3 @@ def _card_updates_waiting(s: Session, first_ids: set[int]) -> set[int]:
         OutboxItem.status == "pending", col(OutboxItem.key).startswith(f"{SLACK_UPDATE}:campaign:"),
     ).with_for_update()
     return {int(i) for i in s.exec(stmt).all() if i is not None}
-
-
-# The import's pipeline: parser processes ahead of the filing.
-
-POOL_MIN = 200  # below this many waiting messages the import parses in its own process
-BATCH = 100  # messages per filing transaction: each commit waits for the disk (WAL, synchronous=FULL)
-PARSE_CHUNK = 25  # messages per task for a parser process
-AHEAD = 6  # chunks handed to the parsers before the filing has taken them
-
-
-def file_waiting(engine: Engine, settings: Settings) -> Iterator[list[Filed]]:
-    """Files every waiting message until none is left, BATCH per filing transaction, and
-    yields what each batch filed. With many waiting, two parser processes (the import has the
-    machine to itself) read and parse them from the database while this one files: filing is
-    one writer's work, parsing is not."""
-    while True:
-        with unit_of_work(engine, read_only=True) as s:
-            ids = repo.pending_inbound_ids(s, limit=100_000)
-        if not ids:
-            return
-        progress = False
-        if len(ids) >= POOL_MIN:
-            batches = _parsed_batches(engine, settings, ids)
-        else:
-            batches = (intake.parse_many(engine, settings, ids[k : k + BATCH]) for k in range(0, len(ids), BATCH))
-        for parsed in batches:
-            filed = intake.file_batch(engine, settings, parsed)
-            progress = progress or bool(filed)
-            yield filed
-        if not progress:
-            return  # filed elsewhere meanwhile, or nothing can be: do not spin
-
-
-def _parsed_batches(engine: Engine, settings: Settings, ids: list[int]) -> Iterator[list[Parsed]]:
-    """Parsed messages, BATCH at a time and in order, from a pool of two parser processes
-    that keeps a few chunks ahead of the filing. If the pool breaks (a parser process died), the
-    rest is parsed here."""
-    chunks = [ids[k : k + PARSE_CHUNK] for k in range(0, len(ids), PARSE_CHUNK)]
-    pool = _parser_pool(engine)
-    try:
-        pending: deque[tuple[list[int], Future[list[Parsed]]]] = deque()
-        todo = iter(chunks)
-        batch: list[Parsed] = []
-        broken = False
-        while True:
-            while not broken and len(pending) < AHEAD and (chunk := next(todo, None)) is not None:
-                pending.append((chunk, pool.submit(intake.parse_many_in_worker, settings, chunk)))
-            if not pending:
-                chunk = next(todo, None)
-                if chunk is None:
-                    break
-                pending.append((chunk, Future()))
-            chunk, fut = pending.popleft()
-            try:
-                if broken:
-                    raise BrokenProcessPool
-                batch.extend(fut.result())
-            except BrokenProcessPool:
-                broken = True
-                batch.extend(intake.parse_many(engine, settings, chunk))
-            if len(batch) >= BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _parser_pool(engine: Engine) -> ProcessPoolExecutor:
-    """Two parser processes. On Linux they are forked from this one, which has imported the
-    parser already: a spawned process imports it all again (about a second of CPU each, on the
-    same two cores the import is using). Nothing of the database may cross a fork, so this
-    process's connections are closed first; each parser opens its own (intake._worker_engine)."""
-    if sys.platform.startswith("linux"):
-        from bot import sender_check  # noqa: F401 - imported once here, not in each parser process
-
-        engine.dispose()
-        intake.forget_worker_engines()
-        return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork"))
-    return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))

@@ -11,9 +11,7 @@ import io
 import json
 import logging
 import re
-from array import array
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,8 +19,18 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from bot import acks, campaigns, finding, withdraw
-from bot.convert import attachment_rows, submission_values
+from bot import acks, campaigns, filing, finding, withdraw
+from bot.convert import attachment_rows
+from bot.filed import (
+    LONG_TEXT,
+    Filed,
+    Parsed,
+    Stored,
+    ToParse,
+    ack_decision,
+    door_of,
+    new_submission_values,
+)
 from bot.outbox_kinds import SLACK_DM, SLACK_FILES, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
@@ -121,56 +129,6 @@ def draft(
         received_at=received_at,
         helo=(helo or "")[:255] or None,
     )
-
-
-def door_of(peer: str | None, channel: str = "email") -> str:
-    """Which door a stored message came in by (smtp, webhook, imap, slack, import), from what
-    the door wrote in `peer`: for the metrics and the log's `door` key."""
-    if channel == "slack":
-        return "slack"
-    p = peer or ""
-    if p == "import":
-        return "import"
-    if p.startswith("webhook:"):
-        return "webhook"
-    if p.startswith("imap:"):
-        return "imap"
-    return "smtp"
-
-
-@dataclass(frozen=True)
-class Filed:
-    inbound_id: int
-    outcome: str  # evidence | follow_up | automatic | duplicate-work | failed
-    reference: str | None = None
-    door: str | None = None  # see door_of
-
-
-@dataclass(frozen=True)
-class ToParse:
-    """What the parser needs of a stored message: plain values, so it can cross to a worker process."""
-
-    inbound_id: int
-    channel: str
-    raw: bytes
-    received_at: datetime
-    envelope_from: str | None
-    reference_prefix: str
-    peer: str | None = None
-    helo: str | None = None
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What filing needs of a stored message: plain values, cheap to send back from a parser
-    process (the ORM object, pickled there and back, cost as much as filing's own statements)."""
-
-    id: int
-    channel: str
-    received_at: datetime
-    envelope_from: str | None
-    message_id: str | None
-    peer: str | None
 
 
 def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
@@ -300,32 +258,6 @@ def process_inbound(engine: Engine, settings: Settings, *, inbound_id: int) -> F
     return filed[0] if filed else None
 
 
-@dataclass
-class Parsed:
-    """A stored message parsed and checked, ready to file; its raw copy no longer in memory."""
-
-    inbound: Stored
-    rec: EvidenceRecord | None
-    error: str | None
-    authenticity: dict[str, Any] | None
-    campaign_keys: campaigns.Keys | None = None  # worked out before filing (campaigns.keys_for)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The shingles cross from a parser process as one array of 64-bit integers: as a
-        # frozenset of Python ints they cost 0.2 ms a message to pickle and unpickle.
-        state = dict(self.__dict__)
-        if self.campaign_keys is not None:
-            body, shingles, bands = self.campaign_keys
-            state["campaign_keys"] = (body, array("Q", shingles), bands)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if state.get("campaign_keys") is not None:
-            body, shingles, bands = state["campaign_keys"]
-            state["campaign_keys"] = (body, frozenset(shingles), bands)
-        self.__dict__.update(state)
-
-
 def parse_received(engine: Engine, settings: Settings, *, inbound_id: int) -> Parsed | None:
     """Loads, parses and checks one waiting message outside any transaction; None if filed.
 
@@ -364,8 +296,6 @@ def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> 
     bad message cannot keep the others out."""
     if not parsed:
         return []
-    from bot import filing  # not at the top: bot.filing imports this module
-
     try:
         with unit_of_work(engine) as s:
             claimed = _claim(s, parsed)
@@ -463,27 +393,6 @@ def new_submission(settings: Settings, inbound: Stored, rec: EvidenceRecord, err
     return Submission(**new_submission_values(settings, inbound, rec, error))
 
 
-def new_submission_values(settings: Settings, inbound: Stored, rec: EvidenceRecord,
-                          error: str | None) -> dict[str, Any]:
-    """new_submission's values other than the defaults (_file and bot.filing alike)."""
-    values = submission_values(rec)
-    values["inbound_id"] = inbound.id
-    # Accepted all the same, but marked, so the group knows what came after the call closed.
-    values["late"] = bool(settings.inquiry_deadline and inbound.received_at.date() > settings.inquiry_deadline)
-    if inbound.channel == "slack":
-        values["slack_user_id"] = inbound.envelope_from
-    # A parser exception, or the parser's own notes (MIME defects, an unreadable attachment):
-    # either way the record is kept and flagged for a human to look at the raw copy.
-    values["parse_error"] = error or ("; ".join(rec.parse_warnings)[:2000] or None)
-    values["status"] = Status.FILED if rec.kind == Kind.AUTOMATIC else Status.RECEIVED
-    return values
-
-
-# Evidence longer than this may not fit the "Read in full" modal (100 blocks of 3,000 characters,
-# 120,000 in all, after escaping): the files item then decides whether the text goes up as a file.
-LONG_TEXT = 20_000
-
-
 def enqueue_summary(s: Session, sub: Submission, *, files: bool = False) -> None:
     """Every new evidence record, whatever its door, gets one summary in the review channel;
     with `files`, its attachments (and a text too long to read in a modal) follow in the thread."""
@@ -517,22 +426,6 @@ def _enqueue_ack(s: Session, settings: Settings, sub: Submission, inbound: Store
         return
     payload = acks.build(settings, sub, to=to, original_message_id=rec.message_id)
     enqueue(s, key=f"ack:{sub.reference}", kind=acks.KIND, payload=payload, submission_id=sub.id, recipient=to)
-
-
-def ack_decision(settings: Settings, rec: EvidenceRecord, envelope_from: str | None,
-                 sent_last_hour: Callable[[str], int]) -> tuple[str | None, str | None]:
-    """(whom to acknowledge, why not): why_not None means a receipt goes to `to`.
-    `sent_last_hour(to)`: acknowledgements queued for `to` within the hour (the rate limit)."""
-    to = acks.recipient(rec, envelope_from)
-    why_not = acks.why_not_acknowledge(rec, envelope_from, to)
-    if why_not is None and (rec.authenticity or {}).get("verdict") == "failed":
-        # The From address is forged: a receipt would go to the person being impersonated.
-        why_not = "the sender failed the authenticity check"
-    if why_not is None and to is not None:
-        sent = sent_last_hour(to)
-        if sent >= settings.acks_per_sender_per_hour:
-            why_not = f"rate limit: {sent} acknowledgements to this sender in the last hour"
-    return to, why_not
 
 
 def _enqueue_slack_receipt(s: Session, settings: Settings, sub: Submission) -> None:

@@ -91,8 +91,11 @@ def migrated_engine(settings: Settings) -> Engine:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import filing, intake
-    from bot.cli import importing  # the parser's imports (PDF, Word) only when needed
+    from bot import intake
+    from bot.cli import (
+        import_pipeline,
+        importing,  # the parser's imports (PDF, Word) only when needed
+    )
 
     engine = migrated_engine(settings)
     rcpt = settings.evidence_addresses[0]
@@ -123,7 +126,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(str(e)) from None
     kinds: dict[str, int] = {}
     with tqdm(total=stored, unit="msg", desc="filing", file=sys.stderr, disable=None) as bar:
-        for filed in filing.file_waiting(engine, settings):
+        for filed in import_pipeline.file_waiting(engine, settings):
             for r in filed:
                 kinds[r.outcome] = kinds.get(r.outcome, 0) + 1
             bar.update(len(filed))
