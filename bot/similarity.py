@@ -19,8 +19,6 @@ import hashlib
 import random
 import re
 from collections.abc import Collection, Iterable, Sequence
-from functools import partial
-from operator import methodcaller
 from typing import Any
 
 from bot.parsing.fields import prose_of
@@ -79,8 +77,7 @@ def shingles(text: str | None) -> frozenset[int]:
     return frozenset(_hash(" ".join(w[i:i + SHINGLE_WORDS])) for i in range(len(w) - SHINGLE_WORDS + 1))
 
 
-_blake8 = partial(hashlib.blake2b, digest_size=8)
-_digest = methodcaller("digest")
+_BLAKE8 = hashlib.blake2b(digest_size=8)  # copied for each shingle: setting one up costs twice as much
 
 
 def _hash_triples(w: list[str]) -> Any:
@@ -88,8 +85,13 @@ def _hash_triples(w: list[str]) -> Any:
     digests joined and read as big-endian integers, with no Python int made for each (a call
     and an int per shingle was most of the time)."""
     joined = "\n".join(map(" ".join, zip(w, w[1:], w[2:], strict=False)))  # words hold no "\n"
-    digests = b"".join(map(_digest, map(_blake8, joined.encode().split(b"\n"))))
-    return _np.frombuffer(digests, dtype=">u8").astype(_np.uint64) & _np.uint64(_MASK)
+    digests: list[bytes] = []
+    keep, fresh = digests.append, _BLAKE8.copy
+    for part in joined.encode().split(b"\n"):
+        h = fresh()
+        h.update(part)
+        keep(h.digest())
+    return _np.frombuffer(b"".join(digests), dtype=">u8").astype(_np.uint64) & _np.uint64(_MASK)
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
