@@ -8,11 +8,19 @@ timestamp.body; Mailgun: a fresh token per message, multipart/form-data), to
   (a) baseline: a bare aiohttp app whose handler reads the body and answers 200, storing nothing;
   (b) door:     `python -m bot serve --no-smtp` with the endpoint's secret set, parsing on, on a
                 fresh migrated SQLite file (or a scratch database on --database-url's server);
-  (c) the same Service with its parser held back (for information: what the door itself costs).
+  (c) the same Service with its parser held back (for information: what the door itself costs);
+  (d) the same Service with its storage replaced by an answer that stores nothing (for
+      information only: the ceiling the web door's own work sets, verifying, dedupe key, hand-over
+      and answer, with the commit free).
 Each server is its own process and so is this load generator, so the client never shares an
 event loop with a server. The rate is requests answered 200 per second of wall time; the best of
 --rounds interleaved rounds counts. The target is door/baseline >= 0.7 at 20 clients. The door's
 count of stored rows is checked against what got 200.
+
+Where the time goes (Linux, /proc): for each mode, the CPU microseconds per request of the
+server's event-loop thread, of its other threads (the SQLite commit thread), of its child
+processes (parsers), of this load generator, and how busy the whole machine was. On 2 cores the
+load generator's own CPU bounds every rate; the table shows what each server adds to it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import hashlib
 import hmac
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,14 +101,90 @@ async def _door_only(database_url: str) -> None:
         await stop.wait()
 
 
+async def _door_no_storage(database_url: str) -> None:
+    """For information only: the service whose intake answers at once and stores nothing."""
+    from bot.runtime.service import Service
+    from bot.settings import Settings
+    from storage.writer import Stored
+
+    settings = Settings.model_validate({
+        "DATABASE_URL": database_url, "PORT": 0, "EVIDENCE_ADDRESSES": RCPT,
+        "EVIDENCE_INBOUND_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MG_KEY})
+    counter = iter(range(1, 1 << 62))
+
+    async def answer_only(_draft: Any) -> Stored:
+        return Stored(next(counter), True)
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with Service(settings, smtp=False) as svc:
+        svc.committer.store = answer_only  # type: ignore[method-assign,assignment]
+        gc.collect()
+        gc.freeze()
+        print(f"READY {svc.web_port}", flush=True)
+        await stop.wait()
+
+
+# ---------------------------------------------------------------- CPU accounting (Linux /proc)
+
+
+def _ticks(pid: int, tid: int) -> float:
+    """User + system seconds of one thread; 0 for one that is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [d for k in kids for d in _descendants(k)]
+
+
+def cpu_snapshot(pid: int) -> dict[str, float]:
+    """CPU seconds so far: the server's loop thread, its other threads, its descendants, the
+    machine's busy and total time (from /proc/stat), and this process (the load generator)."""
+    out = {"loop": 0.0, "threads": 0.0, "children": 0.0}
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return {}
+    for tid in tids:
+        out["loop" if tid == pid else "threads"] += _ticks(pid, tid)
+    for child in _descendants(pid):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{child}/task")]
+        except OSError:
+            continue
+        out["children"] += sum(_ticks(child, t) for t in tids)
+    stat = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    out["machine_idle"] = (stat[3] + stat[4]) / os.sysconf("SC_CLK_TCK")
+    out["machine_all"] = sum(stat) / os.sysconf("SC_CLK_TCK")
+    out["client"] = time.process_time()
+    return out
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    if not before or not after or n == 0:
+        return {}
+    d = {k: after[k] - before[k] for k in before}
+    per = {k: 1e6 * d[k] / n for k in ("loop", "threads", "children", "client")}
+    per["busy %"] = 100 * (d["machine_all"] - d["machine_idle"]) / max(d["machine_all"], 1e-9)
+    return per
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen[Any]
     port: int
 
     @classmethod
-    def baseline(cls, door_only_url: str = "") -> Server:
-        flags = ["--serve-door-only", door_only_url] if door_only_url else ["--serve-baseline"]
+    def baseline(cls, door_only_url: str = "", flag: str = "--serve-door-only") -> Server:
+        flags = [flag, door_only_url] if door_only_url else ["--serve-baseline"]
         proc = subprocess.Popen([sys.executable, __file__, *flags], stdout=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert proc.stdout is not None
@@ -192,13 +277,15 @@ async def _load(port: int, path: str, requests: list[tuple[bytes, dict[str, str]
         return ok, time.perf_counter() - t0
 
 
-def measure(server: Server, args: argparse.Namespace, run: str) -> float:
+def measure(server: Server, args: argparse.Namespace, run: str) -> tuple[float, dict[str, float]]:
+    """Requests answered 200 per second, and the CPU per request of each part (see the docstring)."""
     path = PATHS[args.endpoint]
     warm = [signed(args.endpoint, make_message(10_000_000 + i, run), i) for i in range(40)]
     asyncio.run(_load(server.port, path, warm, 4))  # imports, connection pools, first commits
     reqs = [signed(args.endpoint, make_message(i, run), i) for i in range(args.messages)]
+    before = cpu_snapshot(server.proc.pid)
     n, secs = asyncio.run(_load(server.port, path, reqs, args.clients))
-    return n / secs
+    return n / secs, cpu_per_request(before, cpu_snapshot(server.proc.pid), n)
 
 
 def stored(database_url: str) -> int:
@@ -234,12 +321,16 @@ def main() -> int:
     p.add_argument("--database-url", help="bench the door against this database's server instead of SQLite")
     p.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-door-only", help=argparse.SUPPRESS)
+    p.add_argument("--serve-no-storage", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_baseline:
         asyncio.run(_baseline())
         return 0
     if args.serve_door_only:
         asyncio.run(_door_only(args.serve_door_only))
+        return 0
+    if args.serve_no_storage:
+        asyncio.run(_door_no_storage(args.serve_no_storage))
         return 0
     if args.database_url:
         from bot.settings import Settings
@@ -251,7 +342,8 @@ def main() -> int:
     print(f"{args.clients} clients, {args.messages} messages per round, {args.rounds} round(s), "
           f"endpoint {PATHS[args.endpoint]}, {'PostgreSQL' if args.database_url else 'SQLite'}, "
           f"cpus: {os.cpu_count()}")
-    rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": []}
+    rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": [], "no-storage": []}
+    cpus: dict[str, list[dict[str, float]]] = {m: [] for m in rates}
     with SCRATCH, tempfile.TemporaryDirectory(prefix="webhook-bench-") as d:
         tmp = Path(d)
         for r in range(args.rounds):
@@ -262,14 +354,18 @@ def main() -> int:
                 elif mode == "door-only":
                     url = fresh_database(args, tmp, f"door-only-{r}")
                     server = Server.baseline(url)
+                elif mode == "no-storage":
+                    server = Server.baseline(fresh_database(args, tmp, f"no-storage-{r}"), "--serve-no-storage")
                 else:
                     url = fresh_database(args, tmp, f"door-{r}")
                     server = Server.door(url, tmp / "serve.log")
                 try:
-                    rate = measure(server, args, f"{run}{r}")
+                    rate, cpu = measure(server, args, f"{run}{r}")
                 finally:
                     server.stop()
                 rates[mode].append(rate)
+                if cpu:
+                    cpus[mode].append(cpu)
                 note = ""
                 if url:
                     n = stored(url)
@@ -287,6 +383,15 @@ def main() -> int:
           f"{'OK' if ratio >= 0.7 else 'BELOW'} target >= 0.70")
     print(f"{'the same service, parsing held back':48s} {best['door-only']:9.0f}  "
           f"{best['door-only'] / best['baseline']:11.2f}  (for information)")
+    print(f"{'the same service, storing nothing':48s} {best['no-storage']:9.0f}  "
+          f"{best['no-storage'] / best['baseline']:11.2f}  (for information: the ceiling without storage)")
+    if all(cpus.values()):
+        print("\nCPU us per request, median of the rounds (loop: the server's event-loop thread; threads: its"
+              "\nothers, the commit thread; children: parsers; client: this load generator)")
+        cols = ("loop", "threads", "children", "client", "busy %")
+        print(f"{'':12s}" + "".join(f"{c:>10s}" for c in cols))
+        for mode, rows in cpus.items():
+            print(f"{mode:12s}" + "".join(f"{statistics.median(r[c] for r in rows):10.0f}" for c in cols))
     print(f"\n(total {time.monotonic() - t_start:.0f} s)")
     return 0
 
