@@ -60,20 +60,25 @@ def _parsed_batches(engine: Engine, settings: Settings, ids: list[int]) -> Itera
         broken = False
         while True:
             while not broken and len(pending) < AHEAD and (chunk := next(todo, None)) is not None:
-                pending.append((chunk, pool.submit(intake.parse_many_in_worker, settings, chunk)))
+                fut: Future[list[Parsed]] = Future()  # parsed here below if the pool is broken
+                try:
+                    fut = pool.submit(intake.parse_many_in_worker, settings, chunk)
+                except BrokenProcessPool:  # it broke since the last submit: this chunk is not lost
+                    broken = True
+                pending.append((chunk, fut))
             if not pending:
                 chunk = next(todo, None)
                 if chunk is None:
                     break
                 pending.append((chunk, Future()))
             chunk, fut = pending.popleft()
-            try:
-                if broken:
-                    raise BrokenProcessPool
-                batch.extend(fut.result())
-            except BrokenProcessPool:
-                broken = True
-                batch.extend(intake.parse_many(engine, settings, chunk))
+            parsed: list[Parsed] | None = None
+            if not broken or fut.done():  # a chunk a parser finished before the break still counts
+                try:
+                    parsed = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+            batch.extend(intake.parse_many(engine, settings, chunk) if parsed is None else parsed)
             if len(batch) >= BATCH:
                 yield batch
                 batch = []
