@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     import psycopg
 
 BUSY_TIMEOUT_MS = 30_000  # as storage.db's engines: a writer waits its turn for up to 30 s
+# SQLite keeps a statement's last bound values until it is bound again, and the connection's
+# statement cache keeps one INSERT per batch size: a 25 MB message would stay in memory (SQLite's
+# own copy), once per batch size, for as long as the connection lives (libpq, likewise, its send
+# buffer). After a batch this big the connection is closed for good, which frees all that; the
+# next batch opens another.
+RELEASE_AFTER_BYTES = 1 << 20
 Rows = list[tuple[int, bool]]
 
 
@@ -68,9 +74,12 @@ class SqliteDoor:
             raise
         finally:
             cur.close()
+        if sum(len(d.raw) for d in drafts) >= RELEASE_AFTER_BYTES:
+            self.close(broken=True)  # closed, not pooled: see RELEASE_AFTER_BYTES
         return rows
 
     def close(self, *, broken: bool = False) -> None:
+        """Back to the engine's pool; with `broken`, closed for good (its statements finalised)."""
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 if broken:
@@ -104,12 +113,18 @@ class PostgresDoor:
 
         try:
             async with conn.transaction():
-                return await self._insert.run_async(execute, drafts)
+                rows = await self._insert.run_async(execute, drafts)
         except self._psycopg.errors.IntegrityError as exc:
             raise Duplicate from exc
         except Exception:
             await self.close()  # not reused: the next batch opens a fresh connection
             raise
+        if sum(len(d.raw) for d in drafts) >= RELEASE_AFTER_BYTES:
+            # libpq keeps its send buffer at the largest size it ever needed, for as long as the
+            # connection lives: a 25 MB message would stay in memory. A new connection is cheap
+            # next to such a message.
+            await self.close()
+        return rows
 
     async def close(self) -> None:
         if self._conn is not None:

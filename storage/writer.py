@@ -108,34 +108,45 @@ class GroupCommitter:
         assert self._sqlite is not None and self._loop is not None
         closing = False
         while not closing:
-            first = self._handed.get()
-            if first is None:
+            batch, closing = self._take_batch()
+            if not batch:
                 return
-            # Everything handed over while the last commit ran goes down in this one.
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    nxt = self._handed.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    closing = True
-                    break
-                batch.append(nxt)
-            drafts = [d for d, _ in batch]
             try:
-                try:
-                    rows = self._sqlite.commit(drafts, wait=True)
-                    assert rows is not None
-                    results: list[Stored] | Exception = [Stored(*r) for r in rows]
-                except Duplicate:
-                    results = self._commit_orm(drafts)
-            except Exception as exc:  # the whole batch failed: every waiting session hears 451/503
-                results = exc
-            try:
-                self._loop.call_soon_threadsafe(self._settle, batch, results)
+                self._loop.call_soon_threadsafe(self._settle, batch, self._commit_batch([d for d, _ in batch]))
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
+            # Nothing of this batch stays referenced here while the thread waits for the next one
+            # (it could wait for hours, holding a 25 MB message).
+            del batch
+
+    def _take_batch(self) -> tuple[list[Waiting], bool]:
+        """Waits for a message, then takes everything handed over while the last commit ran;
+        also says whether stop() asked the thread to end."""
+        first = self._handed.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                nxt = self._handed.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return batch, True
+            batch.append(nxt)
+        return batch, False
+
+    def _commit_batch(self, drafts: list[InboundDraft]) -> list[Stored] | Exception:
+        assert self._sqlite is not None
+        try:
+            try:
+                rows = self._sqlite.commit(drafts, wait=True)
+                assert rows is not None
+                return [Stored(*r) for r in rows]
+            except Duplicate:
+                return self._commit_orm(drafts)
+        except Exception as exc:  # the whole batch failed: every waiting session hears 451/503
+            return exc
 
     # ------------------------------------------------------------ other databases: a task on the loop
 
@@ -159,8 +170,9 @@ class GroupCommitter:
             except Exception as exc:
                 results = exc
             self._settle(batch, results)
-            for _ in batch:
+            for _ in range(len(batch)):
                 self._queue.task_done()
+            del batch, drafts, results  # not kept while waiting for the next (see _commit_thread)
 
     # ------------------------------------------------------------ both
 

@@ -352,17 +352,21 @@ async def test_a_stop_leaves_the_backlog_for_the_next_start(db_url: str) -> None
     from bot import intake
 
     engine = make_engine(db_url)
-    for i in range(150):
+    backlog = 400
+    for i in range(backlog):
         intake.store_now(engine, intake.draft(evidence(1000 + i), envelope_from="ann@example.org",
                                               rcpts=["evidence@localhost"]))
     async with Service(make_settings(db_url), engine=engine, smtp=False) as svc:
         await wait_for(lambda: count(svc.engine, Submission) >= 1)
     engine = make_engine(db_url)
     left = count(engine, Inbound, Inbound.state == "received")
-    assert 100 < left < 150  # not even the pass of 50 in hand was finished
+    # It stopped after the batch in hand, not after the backlog: a few batches of 20 may have been
+    # filed between the first one landing and the stop (this test polls every 50 ms, and a fast
+    # machine files a batch in less), never most of the 400.
+    assert backlog * 5 // 8 <= left < backlog
     async with Service(make_settings(db_url), engine=engine, smtp=False) as svc:
         await wait_for(lambda: count(svc.engine, Inbound, Inbound.state == "received") == 0, timeout=120)
-        assert count(svc.engine, Submission) == 150  # each filed once, across the two runs
+        assert count(svc.engine, Submission) == backlog  # each filed once, across the two runs
 
 
 async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
