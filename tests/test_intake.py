@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -137,3 +139,48 @@ async def test_the_service_processor_files_in_a_worker_process(engine: Engine, s
     with unit_of_work(engine) as s:
         sub = s.execute(select(Submission)).scalar_one()
     assert sub.public_body == "Kent County Council" and sub.supplier == "Veolia" and sub.parse_error is None
+
+
+async def test_a_parser_process_killed_mid_batch_costs_no_message_and_files_none_twice(
+        engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """The OOM killer (or a crash in a C extension) takes the parser process while it files a
+    batch: the batch's one transaction is lost whole or kept whole, and every message of it is
+    then filed on its own (process_one), each exactly once."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from bot.runtime.processor import Processor
+
+    ids = []
+    for i in range(40):
+        raw = GOOD.replace(b"<w-1@", f"<w-kill-{i}@".encode()).replace(b"reliable", f"reliable {i}".encode())
+        ids.append(intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org",
+                                                         rcpts=["evidence@localhost"]))[0])
+    processor = Processor(engine, settings)
+    try:
+        batch = asyncio.create_task(processor.process_batch(ids))
+        deadline = time.monotonic() + 30
+        killed = False
+        while not killed and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            for child in multiprocessing.active_children():  # the pool's parser process, once spawned
+                if child.pid is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed = True
+        assert killed, "the parser process never started"
+        filed = await asyncio.wait_for(batch, timeout=120)
+    finally:
+        processor.close()
+    assert "the parser process died on a batch of 40 messages; filing them one by one" in caplog.text
+    # What the batch reports: each message at most once (one whose record the dead process had
+    # already committed is not filed again, so it is not reported again either).
+    reported = [f.inbound_id for f in filed]
+    assert len(reported) == len(set(reported)) and set(reported) <= set(ids)
+    with unit_of_work(engine) as s:
+        subs = s.execute(select(col(Submission.inbound_id), col(Submission.reference))).all()
+        waiting = s.execute(select(col(Inbound.id)).where(col(Inbound.state) == "received")).scalars().all()
+    assert sorted(i for i, _ in subs) == ids  # each message has one record
+    assert sorted(r for _, r in subs) == [f"EV-{k:06d}" for k in range(1, 41)]
+    assert waiting == []
