@@ -1,10 +1,11 @@
-"""The SMTP door's own database connections, for the group commit's one statement per batch.
+"""The doors' own database connections, for the group commit's one statement per batch.
 
 SQLAlchemy's per-transaction machinery (pool checkout, events, execution contexts) costs more
-than the insert itself for a batch of a few small messages, and on SQLite it runs on the event
-loop that speaks SMTP; on PostgreSQL it would need a thread per commit. These go straight to the
-driver: the DB-API connection SQLAlchemy made (same pragmas) on SQLite, psycopg's async
-connection on PostgreSQL, so a commit's network round trips are awaited on the loop.
+than the insert itself for a batch of a few small messages: on SQLite it would double the commit
+thread's work (storage.writer), on PostgreSQL it would need a thread per commit. These go
+straight to the driver: the DB-API connection SQLAlchemy made (same pragmas, busy_timeout
+included) on SQLite, psycopg's async connection on PostgreSQL, so a commit's network round trips
+are awaited on the loop.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from storage.repo import FastInboundInsert, InboundDraft
 if TYPE_CHECKING:
     import psycopg
 
-BUSY_TIMEOUT_MS = 30_000  # as storage.db's engines: a writer waits its turn for up to 30 s
 # SQLite keeps a statement's last bound values until it is bound again, and the connection's
 # statement cache keeps one INSERT per batch size: a 25 MB message would stay in memory (SQLite's
 # own copy), once per batch size, for as long as the connection lives (libpq, likewise, its send
@@ -42,25 +42,14 @@ class SqliteDoor:
         self._engine = engine
         self._insert = insert
         self._conn: Any = None
-        self._busy_ms = -1
 
-    def commit(self, drafts: list[InboundDraft], *, wait: bool) -> Rows | None:
-        """Stores the batch; without `wait`, None at once if another connection holds the lock."""
+    def commit(self, drafts: list[InboundDraft]) -> Rows:
+        """Stores the batch, waiting its turn (busy_timeout) if another connection holds the lock."""
         if self._conn is None:
             self._conn = self._engine.raw_connection()
-            self._busy_ms = -1
         cur = self._conn.cursor()
         try:
-            busy_ms = BUSY_TIMEOUT_MS if wait else 0
-            if busy_ms != self._busy_ms:
-                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-                self._busy_ms = busy_ms
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                return None
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._insert.on_cursor(cur, drafts)
                 cur.execute("COMMIT")

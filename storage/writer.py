@@ -140,9 +140,7 @@ class GroupCommitter:
         assert self._sqlite is not None
         try:
             try:
-                rows = self._sqlite.commit(drafts, wait=True)
-                assert rows is not None
-                return [Stored(*r) for r in rows]
+                return [Stored(*r) for r in self._sqlite.commit(drafts)]
             except Duplicate:
                 return self._commit_orm(drafts)
         except Exception as exc:  # the whole batch failed: every waiting session hears 451/503
