@@ -7,7 +7,7 @@ import secrets
 from email.utils import format_datetime
 from typing import Any
 
-from bot.record import EvidenceRecord, Kind
+from bot.record import EvidenceRecord, Kind, usable_address
 from bot.settings import Settings
 from bot.templating import render
 from storage.models import Submission
@@ -27,8 +27,9 @@ def is_noreply(address: str) -> bool:
 
 
 def recipient(rec: EvidenceRecord, envelope_from: str | None) -> str | None:
-    """The From: address; the envelope sender when the header had none."""
-    return (rec.submitter_email or envelope_from or "").strip().lower() or None
+    """The From: address; the envelope sender when the header had none (and neither when it is
+    longer than any mail system takes: no receipt can reach it)."""
+    return usable_address((rec.submitter_email or envelope_from or "").strip().lower())
 
 
 def why_not_acknowledge(rec: EvidenceRecord, envelope_from: str | None, to: str | None) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col
 
 from bot import acks, campaigns, filing, finding, withdraw
@@ -34,7 +35,7 @@ from bot.filed import (
 from bot.outbox_kinds import SLACK_DM, SLACK_FILES, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
-from bot.record import EvidenceRecord, Kind, Status
+from bot.record import EvidenceRecord, Kind, Status, usable_address
 from bot.references import format_reference
 from bot.settings import Settings
 from bot.templating import render
@@ -240,7 +241,7 @@ def _fallback_record(inbound: Stored) -> EvidenceRecord:
     """What we can say of a message the parser could not read: who sent it, and when."""
     return EvidenceRecord(
         message_id=inbound.message_id,
-        submitter_email=(inbound.envelope_from or None),
+        submitter_email=usable_address(inbound.envelope_from),
         received_at=inbound.received_at,
         body=None,
         summary="(the message could not be parsed; the raw copy is stored)",
@@ -315,16 +316,39 @@ def file_batch(engine: Engine, settings: Settings, parsed: Sequence[Parsed]) -> 
                 run = []
                 done.append(_file(s, settings, p.inbound, rec, p.error, p.campaign_keys))
             return done + filing.file_run(s, settings, run, known)
-    except Exception:
-        if len(parsed) == 1:
-            raise
-        log.warning("filing a batch of %d messages failed; filing them one by one", len(parsed), exc_info=True)
+    except Exception as exc:
+        if _unavailable(exc):
+            raise  # nothing is wrong with the messages: all of them wait for the next pass
+        log.warning("filing %d message(s) together failed (%s); filing them one by one", len(parsed),
+                    type(exc).__name__)
     out = []
     for p in parsed:
-        res = file_parsed(engine, settings, p.inbound, p.rec, p.error, p.authenticity)
+        res = _file_alone(engine, settings, p)
         if res is not None:
             out.append(res)
     return out
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database is down or the connection broke (try again later), rather than a message
+    whose record the database refuses (file that one without its parsed record)."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or bool(getattr(exc, "connection_invalidated", False))
+
+
+def _file_alone(engine: Engine, settings: Settings, p: Parsed) -> Filed | None:
+    """One message in a transaction of its own. If the database refuses its parsed record (a
+    value no column takes, a bug of ours), it is filed as the parser's failures are: unparsed,
+    with the error, so the reviewers see it. Left `received`, it would be the first message of
+    every later pass and hold up all mail behind it."""
+    try:
+        return file_parsed(engine, settings, p.inbound, p.rec, p.error, p.authenticity)
+    except Exception as exc:
+        if _unavailable(exc):
+            raise
+        log.error("filing message %s failed (%s); filed without its parsed record", p.inbound.id,
+                  type(exc).__name__)
+        error = f"filing the parsed record failed: {type(exc).__name__}"
+    return file_parsed(engine, settings, p.inbound, None, error)
 
 
 def _claim(s: Session, parsed: Sequence[Parsed]) -> set[int]:

@@ -45,6 +45,14 @@ class Status(StrEnum):
 
 
 SUMMARY_MAX = 600
+# RFC 5321 caps a path at 256 octets with its angle brackets: no mail system sends to or from a
+# longer address, so one that is longer (hostile or broken mail) is not kept as the submitter's.
+ADDRESS_MAX = 254
+
+
+def usable_address(addr: str | None) -> str | None:
+    """`addr` if it could be a real mailbox's address by its length, else None."""
+    return addr if addr and len(addr) <= ADDRESS_MAX else None
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -184,3 +185,70 @@ async def test_a_parser_process_killed_mid_batch_costs_no_message_and_files_none
     assert sorted(i for i, _ in subs) == ids  # each message has one record
     assert sorted(r for _, r in subs) == [f"EV-{k:06d}" for k in range(1, 41)]
     assert waiting == []
+
+
+def _sender(n: int) -> str:
+    return "a" * n + "@" + "b" * 200 + ".example.org"
+
+
+def test_an_address_longer_than_any_mail_system_takes_is_not_kept(engine: Engine, settings: Settings) -> None:
+    """Hostile mail: From and envelope sender of 500+ characters. PostgreSQL refuses such a value
+    for the submitter's address (and the receipt's recipient): the message must still be filed,
+    with no address and no receipt, and the mail behind it too."""
+    long_raw = GOOD.replace(b"ann@example.org", _sender(300).encode()).replace(b"<w-1@", b"<w-long@")
+    intake.store_now(engine, intake.draft(long_raw, envelope_from=_sender(290), rcpts=["evidence@localhost"]))
+    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    filed = intake.process_pending(engine, settings)
+    assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001"), ("evidence", "EV-000002")]
+    with unit_of_work(engine) as s:
+        subs = s.execute(select(Submission).order_by(col(Submission.id))).scalars().all()
+        acks = s.execute(select(col(OutboxItem.recipient)).where(col(OutboxItem.kind) == "ack_email")).scalars().all()
+    assert [sub.submitter_email for sub in subs] == [None, "ann@example.org"]
+    assert subs[0].public_body == "Kent County Council"  # the rest of the record is read as usual
+    assert acks == ["ann@example.org"]
+
+
+POISON = "Poison Borough Council"
+
+
+@pytest.fixture
+def refused_record(engine: Engine) -> Iterator[None]:
+    """A database that refuses one record (as PostgreSQL refuses a value too long for its column):
+    a trigger on the submission table, on both databases."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"CREATE TRIGGER poison BEFORE INSERT ON submission WHEN NEW.public_body = "
+                                 f"'{POISON}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        else:
+            conn.exec_driver_sql(f"CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.public_body = "
+                                 f"'{POISON}' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '22001'; END IF; "
+                                 "RETURN NEW; END $$ LANGUAGE plpgsql")
+            conn.exec_driver_sql("CREATE TRIGGER poison BEFORE INSERT ON submission FOR EACH ROW "
+                                 "EXECUTE FUNCTION poison()")
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS poison" + ("" if engine.dialect.name == "sqlite"
+                                                                    else " ON submission"))
+            if engine.dialect.name != "sqlite":
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS poison()")
+
+
+def test_a_record_the_database_refuses_is_filed_unparsed_and_holds_up_nothing(
+        engine: Engine, settings: Settings, refused_record: None) -> None:
+    """Left `received`, such a message would be first in every later pass and stop all filing
+    behind it. It is filed as the parser's failures are: without its parsed record, with the error."""
+    for i, body in enumerate(["Kent County Council", POISON, "Essex County Council"]):
+        raw = GOOD.replace(b"Kent County Council", body.encode()).replace(b"<w-1@", f"<w-p{i}@".encode())
+        intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    filed = intake.process_pending(engine, settings)
+    assert [f.reference for f in filed] == ["EV-000001", "EV-000002", "EV-000003"]
+    assert intake.process_pending(engine, settings) == []  # nothing waits, nothing is tried again
+    with unit_of_work(engine) as s:
+        subs = s.execute(select(Submission).order_by(col(Submission.id))).scalars().all()
+        states = s.execute(select(col(Inbound.state)).order_by(col(Inbound.id))).scalars().all()
+    assert [sub.public_body for sub in subs] == ["Kent County Council", None, "Essex County Council"]
+    assert subs[1].parse_error is not None and subs[1].parse_error.startswith("filing the parsed record failed: ")
+    assert subs[1].submitter_email == "ann@example.org"  # who sent it is still known
+    assert states == ["processed", "failed", "processed"]

@@ -27,7 +27,7 @@ from bot.parsing.cleanup import clean_body
 from bot.parsing.html import html_to_text
 from bot.parsing.lean import STUB_HEADER, Stub, lean
 from bot.parsing.text import join_paragraphs
-from bot.record import SUMMARY_MAX, AttachmentInfo, Channel, EvidenceRecord, Kind, Outcome
+from bot.record import SUMMARY_MAX, AttachmentInfo, Channel, EvidenceRecord, Kind, Outcome, usable_address
 
 # A single body part larger than this is cut before conversion: nobody types a megabyte of
 # evidence into a mail, and html.parser needs about 2 s per MB of dense markup.  The cleaned
@@ -110,8 +110,12 @@ def _fill_parsed(record: EvidenceRecord, msg: Message, prefix: str, envelope_fro
     message_id = header_text(msg, "Message-ID").strip()
     record.message_id = message_id or None
     name, addr = _address(msg)
+    if addr and not usable_address(addr):
+        record.parse_warnings.append(f"the From address is {len(addr)} characters long, longer than any mail "
+                                     "system takes: not kept")
+        addr = None
     if not addr and envelope_from and envelope_from.strip() not in ("", "<>"):
-        addr = envelope_from.strip().strip("<>").strip().lower() or None
+        addr = usable_address(envelope_from.strip().strip("<>").strip().lower())
     record.submitter_name, record.submitter_email = name, addr
     if record.received_at is None:
         record.received_at = _date(msg)
