@@ -35,7 +35,7 @@ from bot.filed import (
 from bot.outbox_kinds import SLACK_DM, SLACK_FILES, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
-from bot.record import EvidenceRecord, Kind, Status, usable_address
+from bot.record import EvidenceRecord, Kind, Status, storable, usable_address, without_nul
 from bot.references import format_reference
 from bot.settings import Settings
 from bot.templating import render
@@ -120,15 +120,19 @@ def draft(
 ) -> InboundDraft:
     """A door's message ready to store; `received_at` only for mail that arrived before (import):
     the doors' own mail arrives now. `helo`: the SMTP client's HELO name, for SPF."""
+    msgid = message_id_of(raw)
+    # Only the raw copy is kept as it came: the texts beside it go into text columns, which on
+    # PostgreSQL refuse NUL (a message that can never be stored would be retried by its sender
+    # for days).
     return InboundDraft(
         raw=raw,
         dedupe_key=dedupe_key(raw),
-        message_id=message_id_of(raw),
-        envelope_from=envelope_from,
-        envelope_to=tuple(rcpts),
+        message_id=without_nul(msgid) if msgid else None,
+        envelope_from=without_nul(envelope_from) if envelope_from else envelope_from,
+        envelope_to=tuple(without_nul(r) for r in rcpts),
         peer=peer,
         received_at=received_at,
-        helo=(helo or "")[:255] or None,
+        helo=without_nul(helo or "")[:255] or None,
     )
 
 
@@ -139,18 +143,18 @@ def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
             form = json.loads(job.raw)
             rec = record_from_form(form["values"], user_id=form["user_id"], user_name=form.get("user_name"),
                                    received_at=job.received_at)
-            return rec, None
+            return storable(rec), None
         rec = parse_email(job.raw, reference_prefix=job.reference_prefix, received_at=job.received_at,
                           envelope_from=job.envelope_from)
         rec.received_at = job.received_at
-        return rec, None
+        return storable(rec), None
     except Exception as exc:  # a parser bug must not lose the message: keep it, marked
         # The type only at ERROR: a parser's exception text can quote the evidence. The whole
         # error is kept with the message (inbound.error); the traceback is for DEBUG.
         log.error("parsing inbound %s failed: %s", job.inbound_id, type(exc).__name__,
                   extra={"door": door_of(job.peer, job.channel)})
         log.debug("the parser's failure in full", exc_info=True)
-        return None, f"{type(exc).__name__}: {exc}"[:500]
+        return None, without_nul(f"{type(exc).__name__}: {exc}")[:500]
 
 
 def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Stored, ToParse] | None:

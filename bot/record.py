@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -53,6 +53,31 @@ ADDRESS_MAX = 254
 def usable_address(addr: str | None) -> str | None:
     """`addr` if it could be a real mailbox's address by its length, else None."""
     return addr if addr and len(addr) <= ADDRESS_MAX else None
+
+
+def without_nul(text: str) -> str:
+    """`text` less its NUL characters: PostgreSQL's text columns refuse them outright (SQLite takes
+    them), and they reach us in hostile mail and in text pypdf extracts from some fonts."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+CONTENT_TYPE_MAX = 255  # the attachment table's column; a sender may write any length
+
+
+def storable(rec: EvidenceRecord) -> EvidenceRecord:
+    """The record as both databases store it (in place): no NUL in any of its texts, its
+    attachments' included, and no attachment type longer than its column."""
+    for f in fields(rec):
+        value = getattr(rec, f.name)
+        if isinstance(value, str):
+            setattr(rec, f.name, without_nul(value))
+        elif isinstance(value, list):
+            setattr(rec, f.name, [without_nul(v) if isinstance(v, str) else v for v in value])
+    for att in rec.attachments:
+        att.filename = without_nul(att.filename) if att.filename else att.filename
+        att.text = without_nul(att.text) if att.text else att.text
+        att.content_type = without_nul(att.content_type)[:CONTENT_TYPE_MAX]
+    return rec
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sqlmodel import col
 from bot import intake
 from bot.settings import Settings
 from storage.db import unit_of_work
-from storage.models import Inbound, OutboxItem, Submission
+from storage.models import Attachment, Inbound, OutboxItem, Submission
 
 GOOD = (
     b"From: Ann Example <ann@example.org>\r\nTo: evidence@localhost\r\nSubject: Evidence: waste\r\n"
@@ -252,3 +252,33 @@ def test_a_record_the_database_refuses_is_filed_unparsed_and_holds_up_nothing(
     assert subs[1].parse_error is not None and subs[1].parse_error.startswith("filing the parsed record failed: ")
     assert subs[1].submitter_email == "ann@example.org"  # who sent it is still known
     assert states == ["processed", "failed", "processed"]
+
+
+def test_nul_characters_cannot_keep_a_message_out(engine: Engine, settings: Settings) -> None:
+    """PostgreSQL's text columns refuse NUL. Hostile mail puts it in its headers, and some PDFs'
+    extracted text carries it: the raw copy keeps every byte, the texts beside it lose the NULs."""
+    raw = (b"From: Ann\x00 Example <ann@example.org>\r\nTo: evidence@localhost\r\nSubject: Evidence:\x00 waste\r\n"
+           b"Message-ID: <w-nul\x00@example.org>\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+           b"Public body: Kent County Council\r\nSupplier: Veo\x00lia\r\n\r\nCollections\x00 were late.\r\n"
+           b'--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename="notes\x00.txt"\r\n\r\n'
+           b"Minutes of the\x00 contract board.\r\n"
+           b"--b\r\nContent-Type: application/x-" + b"long" * 100 + b"\r\n\r\nbinary\r\n--b--\r\n")
+    intake.store_now(engine, intake.draft(raw, envelope_from="ann\x00@example.org", rcpts=["evidence@localhost"],
+                                          helo="mx\x00.example.org"))
+    filed = intake.process_pending(engine, settings)
+    assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001")]
+    with unit_of_work(engine) as s:
+        inbound = s.execute(select(Inbound)).scalar_one()
+        sub = s.execute(select(Submission)).scalar_one()
+    assert inbound.raw == raw  # every byte as it came
+    assert (inbound.message_id, inbound.envelope_from, inbound.helo) == (
+        "<w-nul@example.org>", "ann@example.org", "mx.example.org")
+    assert sub.parse_error is None
+    assert (sub.public_body, sub.supplier, sub.submitter_name) == ("Kent County Council", "Veolia", "Ann Example")
+    assert sub.title is not None and "\x00" not in sub.title and "waste" in sub.title
+    assert sub.body is not None and "Collections were late." in sub.body
+    with unit_of_work(engine) as s:
+        atts = s.execute(select(Attachment).order_by(col(Attachment.position))).scalars().all()
+    assert [(a.filename, a.text) for a in atts][0] == ("notes.txt", "Minutes of the contract board.")
+    assert len(atts) == 2 and atts[1].content_type == ("application/x-" + "long" * 100)[:255]
