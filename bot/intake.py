@@ -35,7 +35,7 @@ from bot.filed import (
 from bot.outbox_kinds import SLACK_DM, SLACK_FILES, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.parsing.email_message import parse_email
 from bot.parsing.slack_form import record_from_form
-from bot.record import EvidenceRecord, Kind, Status, storable, usable_address, without_nul
+from bot.record import EvidenceRecord, Kind, Status, for_storage, storable, usable_address
 from bot.references import format_reference
 from bot.settings import Settings
 from bot.templating import render
@@ -127,12 +127,12 @@ def draft(
     return InboundDraft(
         raw=raw,
         dedupe_key=dedupe_key(raw),
-        message_id=without_nul(msgid) if msgid else None,
-        envelope_from=without_nul(envelope_from) if envelope_from else envelope_from,
-        envelope_to=tuple(without_nul(r) for r in rcpts),
+        message_id=for_storage(msgid) if msgid else None,
+        envelope_from=for_storage(envelope_from) if envelope_from else envelope_from,
+        envelope_to=tuple(for_storage(r) for r in rcpts),
         peer=peer,
         received_at=received_at,
-        helo=without_nul(helo or "")[:255] or None,
+        helo=for_storage(helo or "")[:255] or None,
     )
 
 
@@ -154,7 +154,7 @@ def parse_stored(job: ToParse) -> tuple[EvidenceRecord | None, str | None]:
         log.error("parsing inbound %s failed: %s", job.inbound_id, type(exc).__name__,
                   extra={"door": door_of(job.peer, job.channel)})
         log.debug("the parser's failure in full", exc_info=True)
-        return None, without_nul(f"{type(exc).__name__}: {exc}")[:500]
+        return None, for_storage(f"{type(exc).__name__}: {exc}")[:500]
 
 
 def load_received(engine: Engine, settings: Settings, *, inbound_id: int) -> tuple[Stored, ToParse] | None:

@@ -55,28 +55,39 @@ def usable_address(addr: str | None) -> str | None:
     return addr if addr and len(addr) <= ADDRESS_MAX else None
 
 
-def without_nul(text: str) -> str:
-    """`text` less its NUL characters: PostgreSQL's text columns refuse them outright (SQLite takes
-    them), and they reach us in hostile mail and in text pypdf extracts from some fonts."""
-    return text.replace("\x00", "") if "\x00" in text else text
+def for_storage(text: str) -> str:
+    """`text` as both databases store it: no NUL (PostgreSQL's text columns refuse it; hostile
+    mail and text pypdf extracts from some fonts carry it), and no lone surrogate (aiosmtpd decodes
+    an 8-bit envelope address with surrogateescape, and no driver encodes one): such bytes become
+    U+FFFD. The raw copy keeps every byte as it came."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate surrogateescape did not make
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 CONTENT_TYPE_MAX = 255  # the attachment table's column; a sender may write any length
 
 
 def storable(rec: EvidenceRecord) -> EvidenceRecord:
-    """The record as both databases store it (in place): no NUL in any of its texts, its
-    attachments' included, and no attachment type longer than its column."""
+    """The record as both databases store it (in place): every text, its attachments' included,
+    through for_storage, and no attachment type longer than its column."""
     for f in fields(rec):
         value = getattr(rec, f.name)
         if isinstance(value, str):
-            setattr(rec, f.name, without_nul(value))
+            setattr(rec, f.name, for_storage(value))
         elif isinstance(value, list):
-            setattr(rec, f.name, [without_nul(v) if isinstance(v, str) else v for v in value])
+            setattr(rec, f.name, [for_storage(v) if isinstance(v, str) else v for v in value])
     for att in rec.attachments:
-        att.filename = without_nul(att.filename) if att.filename else att.filename
-        att.text = without_nul(att.text) if att.text else att.text
-        att.content_type = without_nul(att.content_type)[:CONTENT_TYPE_MAX]
+        att.filename = for_storage(att.filename) if att.filename else att.filename
+        att.text = for_storage(att.text) if att.text else att.text
+        att.content_type = for_storage(att.content_type)[:CONTENT_TYPE_MAX]
     return rec
 
 

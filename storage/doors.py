@@ -47,22 +47,23 @@ class SqliteDoor:
         """Stores the batch, waiting its turn (busy_timeout) if another connection holds the lock."""
         if self._conn is None:
             self._conn = self._engine.raw_connection()
-        cur = self._conn.cursor()
         try:
-            cur.execute("BEGIN IMMEDIATE")
+            cur = self._conn.cursor()
             try:
-                rows = self._insert.on_cursor(cur, drafts)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self._insert.on_cursor(cur, drafts)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            finally:
+                cur.close()  # before the connection may be closed below
         except sqlite3.IntegrityError as exc:
             raise Duplicate from exc
         except Exception:
             self.close(broken=True)  # not reused: the next batch opens a fresh connection
             raise
-        finally:
-            cur.close()
         if sum(len(d.raw) for d in drafts) >= RELEASE_AFTER_BYTES:
             self.close(broken=True)  # closed, not pooled: see RELEASE_AFTER_BYTES
         return rows

@@ -411,3 +411,27 @@ async def test_data_cut_short_by_a_lost_transport_is_not_handed_on() -> None:
 
 def test_the_mmap_threshold_is_fixed_where_glibc_allows() -> None:
     assert fix_mmap_threshold() is (platform.libc_ver()[0] == "glibc")
+
+
+async def test_an_8bit_or_nul_envelope_sender_is_stored_not_refused_for_ever(door: Service) -> None:
+    """aiosmtpd (SMTPUTF8 on) hands an envelope address with invalid UTF-8 over with lone
+    surrogates, which no database driver encodes, and PostgreSQL refuses NUL in a text column:
+    the commit failed, and the sender's server heard 451 on every retry. Such values are stored
+    with U+FFFD (NUL dropped); the raw copy is the message as it came."""
+    c = await Client.open(door.smtp_port)
+    try:
+        for sender, helo in ((b"a\xff\xfe@example.org", b"EHLO client\xff.example"),
+                             (b"nul\x00@example.org", b"EHLO client.example")):
+            await c.command(helo, b"250")
+            await c.command(b"MAIL FROM:<" + sender + b">", b"250")
+            await c.command(b"RCPT TO:<evidence@localhost>", b"250")
+            await c.command(b"DATA", b"354")
+            c.writer.write(message(len(sender)) + b".\r\n")
+            assert (await c.reply()).startswith(b"250")
+    finally:
+        await c.close()
+    with unit_of_work(door.engine, read_only=True) as s:
+        rows = s.execute(select(col(Inbound.envelope_from), col(Inbound.helo)).order_by(col(Inbound.id))).all()
+    assert [tuple(r) for r in rows] == [("a\ufffd\ufffd@example.org", "client\ufffd.example"),
+                                        ("nul@example.org", "client.example")]
+    assert stored(door) == [message(len(b"a\xff\xfe@example.org")), message(len(b"nul\x00@example.org"))]
