@@ -114,6 +114,9 @@ def dedupe_key(raw: bytes) -> str:
     return h.hexdigest()
 
 
+PEER_MAX = 128  # inbound.peer's column
+
+
 def draft(
     raw: bytes, *, envelope_from: str | None, rcpts: Sequence[str], peer: str | None = None,
     received_at: datetime | None = None, helo: str | None = None,
@@ -130,7 +133,7 @@ def draft(
         message_id=for_storage(msgid) if msgid else None,
         envelope_from=for_storage(envelope_from) if envelope_from else envelope_from,
         envelope_to=tuple(for_storage(r) for r in rcpts),
-        peer=peer,
+        peer=peer[:PEER_MAX] if peer else peer,  # "imap:" and a host name may be longer
         received_at=received_at,
         helo=for_storage(helo or "")[:255] or None,
     )

@@ -282,3 +282,15 @@ def test_nul_characters_cannot_keep_a_message_out(engine: Engine, settings: Sett
         atts = s.execute(select(Attachment).order_by(col(Attachment.position))).scalars().all()
     assert [(a.filename, a.text) for a in atts][0] == ("notes.txt", "Minutes of the contract board.")
     assert len(atts) == 2 and atts[1].content_type == ("application/x-" + "long" * 100)[:255]
+
+
+def test_a_long_imap_host_name_still_fits_the_peer_column(engine: Engine, settings: Settings) -> None:
+    """The IMAP door names itself "imap:" and the server's host name, which may be 253 characters:
+    PostgreSQL refused the insert, and every message in the folder waited for ever."""
+    host = ".".join(["a" * 60] * 4) + ".example"
+    d = intake.draft(GOOD, envelope_from=None, rcpts=[], peer=f"imap:{host}")
+    inbound_id, created = intake.store_now(engine, d)
+    assert created
+    with unit_of_work(engine) as s:
+        inbound = s.get(Inbound, inbound_id)
+        assert inbound is not None and inbound.peer == f"imap:{host}"[:intake.PEER_MAX]
