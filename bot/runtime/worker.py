@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -42,7 +43,9 @@ class OutboxWorker:
         self.on_failure = on_failure or (lambda kind: None)  # bot.runtime.metrics: failed attempts by kind
         self.settings = settings
         self.poll = poll
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # Names the lease holder in outbox.locked_by (64 characters): a host name may be 64 on its
+        # own, and PostgreSQL refused every claim of a worker whose name did not fit.
+        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
         self._performers: dict[str, Performer] = {}
         if settings.relay_url:
