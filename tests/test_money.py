@@ -97,3 +97,17 @@ def test_find_money_positions_and_text() -> None:
 @pytest.mark.parametrize("text", ["£1,000,000,000,000,000,000,000", "£" + "9" * 40, "£5000000bn"])
 def test_implausible_amounts_are_none(text: str) -> None:
     assert parse_money(text) is None
+
+
+@pytest.mark.parametrize(("text", "pounds"), [
+    ("£2 trillion", 2_000_000_000_000), ("£1.5tn", 1_500_000_000_000), ("two trillion pounds", 2_000_000_000_000),
+    ("£9 Millionaires' Row", 9),  # a word that only begins like a scale is not one
+])
+def test_trillions_are_read(text: str, pounds: int) -> None:
+    assert parse_money(text) == pounds
+
+
+@pytest.mark.parametrize("text", ["£9.3 quintillion", "£10 zillion", "Contract value: £4 gazillion"])
+def test_a_scale_word_it_does_not_know_gives_no_amount_rather_than_a_wrong_one(text: str) -> None:
+    # These read as £9, £10 and £4 before: a reviewer would have seen a figure nobody wrote.
+    assert parse_money(text) is None

@@ -3,7 +3,7 @@
 Accepted forms (case-insensitive units):
 
 * currency first: ``£45m``, ``£45M``, ``£ 45 mn``, ``£3.25 million``, ``£1bn``, ``£1.2 billion``,
-  ``£750k``, ``£4,200,000``, ``GBP 2m``, ``GBP2,000,000``;
+  ``£2tn``, ``£2 trillion``, ``£750k``, ``£4,200,000``, ``GBP 2m``, ``GBP2,000,000``;
 * currency last: ``7.5 million pounds``, ``2m GBP``, ``300,000 sterling``;
 * ranges: ``£2.5m-£3m``, ``£2.5–3m``, ``£2m to £3m`` count as ONE amount whose value is the first
   (lower) figure, because an understated figure is safer in evidence than an inflated one; a unit
@@ -16,7 +16,9 @@ Accepted forms (case-insensitive units):
   ``two and a half million pounds``, ``a billion pounds``, ``twenty-five thousand pounds``; and a
   figure with the currency sign and a worded unit, ``£3.25 million``, ``£2 billion``.
 
-Periodic qualifiers are ignored: ``£12,000 a year`` is 12000. Pence are rounded to the nearest pound.
+A figure followed by a scale word this module does not read (``£9.3 quintillion``) is no amount,
+rather than the wrong one (£9). Periodic qualifiers are ignored: ``£12,000 a year`` is 12000. Pence
+are rounded to the nearest pound.
 Every amount is a non-negative whole number of pounds.
 """
 
@@ -29,7 +31,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 # Comma-grouped numbers first so "4,200,000" is not read as "4".
 _NUM = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 # The negative lookahead stops "£45 more" or "£5 bus" being read as a unit.
-_UNIT = r"(?i:billion|bn|b|million|mn|mil|m|thousand|k)(?![A-Za-z])"
+_UNIT = r"(?i:trillion|tn|billion|bn|b|million|mn|mil|m|thousand|k)(?![A-Za-z])"
+# A scale word after a figure that is none of those: "£9.3 quintillion" must not read as £9.
+_OTHER_SCALE = re.compile(r"\s?[A-Za-z]*illions?(?![A-Za-z])", re.IGNORECASE)
 _CUR_BEFORE = r"(?:£|(?<![A-Za-z])(?i:gbp|ukp)\s?£?)"
 _CUR_AFTER = r"(?i:pounds?(?:\s+sterling)?|sterling|gbp|quid)(?![A-Za-z])"
 _RANGE = rf"(?:\s*(?:-|–|—|to)\s*(?P<c2>{_CUR_BEFORE}\s?)?(?P<n2>{_NUM})(?:\s?(?P<u2>{_UNIT}))?)"
@@ -60,11 +64,13 @@ _WORD_NUM = "|".join(sorted([*_SMALL, *_TENS, "hundred", "a", "and", "half", "qu
 # The number part is at most eight words, so the pattern cannot run on.
 _WORDED = re.compile(
     rf"(?<![\w£])(?!(?:and|of)\b)(?P<words>(?:(?:{_WORD_NUM})(?:[\s-]+|(?=\s)))"
-    rf"{{1,8}}?)(?P<unit>billion|million|thousand)\s+{_CUR_AFTER}",
+    rf"{{1,8}}?)(?P<unit>trillion|billion|million|thousand)\s+{_CUR_AFTER}",
     re.IGNORECASE,
 )
 
 _MULTIPLIERS = {
+    "tn": 1_000_000_000_000,
+    "trillion": 1_000_000_000_000,
     "b": 1_000_000_000,
     "bn": 1_000_000_000,
     "billion": 1_000_000_000,
@@ -122,6 +128,8 @@ def _value(m: re.Match[str]) -> int | None:
 def _matches(pattern: re.Pattern[str], text: str) -> list[MoneyMatch]:
     found: list[MoneyMatch] = []
     for m in pattern.finditer(text):
+        if not m.group("u1") and _OTHER_SCALE.match(text, m.end("n1")):
+            continue  # a scale this module does not read: no amount rather than a wrong one
         end = m.end()
         if m.group("n2") is not None and not _range_is_real(m):
             # Drop the bogus range tail ("£2m to 2019") but keep the first amount.
@@ -189,7 +197,7 @@ def find_money(text: str, lenient: bool = False) -> list[MoneyMatch]:
         candidates += _matches(_PREFIXED, text)
     if digit and currency_word:
         candidates += _matches(_SUFFIXED, text)
-    if currency_word and ("million" in low or "billion" in low or "thousand" in low):
+    if currency_word and ("illion" in low or "thousand" in low):
         candidates += _worded(text)
     if lenient and digit:
         candidates += _matches(_BARE, text)
