@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot.runtime.service import Service
 from handlers import webhooks
@@ -520,3 +521,16 @@ def _no_leaked_tracing() -> Iterator[None]:
     yield
     if tracemalloc.is_tracing():
         tracemalloc.stop()
+
+
+async def test_postmark_raw_email_with_a_lone_surrogate_is_stored(svc: Service, http: aiohttp.ClientSession) -> None:
+    """JSON may spell a lone surrogate ("\\ud800"), which no encoding takes: the message is stored
+    with "?" in its place, not answered 503 (which Postmark would retry for ever)."""
+    raw = evidence(7)
+    body = json.dumps(postmark_json(raw)).replace("Public body", "Public\\ud800 body", 1).encode()
+    status, answer = await post(http, svc, "/inbound/postmark", auth=AUTH, data=body,
+                                headers={"Content-Type": "application/json"})
+    assert (status, answer) == (200, {"status": "stored"})
+    with unit_of_work(svc.engine, read_only=True) as s:
+        stored = s.execute(select(col(Inbound.raw))).scalar_one()
+    assert bytes(stored) == raw.replace(b"Public body", b"Public? body", 1)

@@ -236,8 +236,14 @@ class Doors:
         if not isinstance(raw_text, str) or not raw_text:
             raise Refuse(422, 'no RawEmail: enable "Include raw email content in JSON payload" '
                               "in the Postmark inbound settings")
-        # JSON text is Unicode; Postmark's raw content is the message's bytes read as UTF-8.
-        raw = self.message(raw_text.encode("utf-8", "surrogateescape"), "RawEmail is empty")
+        # JSON text is Unicode; Postmark's raw content is the message's bytes read as UTF-8. JSON
+        # can also spell a lone surrogate ("\ud800"), which no encoding takes: it becomes "?" rather
+        # than a 503 the provider would retry for ever.
+        try:
+            encoded = raw_text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            encoded = raw_text.encode("utf-8", "replace")
+        raw = self.message(encoded, "RawEmail is empty")
         recipient = payload.get("OriginalRecipient")
         if not isinstance(recipient, str) or not recipient:
             raise Refuse(400, "no OriginalRecipient")
