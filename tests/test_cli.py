@@ -153,3 +153,9 @@ def test_import_of_an_automatic_reply_is_kept_but_has_no_reference(db_url: str, 
     assert "1 automatic" in p.stdout, p.stderr
     recs = json.loads(run("list", "--json", db_url=db_url).stdout)
     assert [(r["kind"], r["reference"], r["status"]) for r in recs] == [("automatic", None, "filed")]
+
+
+def test_a_misspelt_status_is_an_error_not_an_empty_list(db_url: str) -> None:
+    # "list --status aproved" printed "no records": a reader took it for the truth (export checks too).
+    out = one_clear_line(run("list", "--status", "aproved", db_url=db_url))
+    assert "invalid choice: 'aproved'" in out and "approved" in out

@@ -15,6 +15,9 @@ from typing import NoReturn
 
 from bot import __version__
 from bot.cli.errors import UserError
+from bot.record import Status
+
+STATUSES = [st.value for st in Status]  # a typo is an error, not an empty list
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("path", type=Path)
 
     sp = sub.add_parser("list", help="list stored records")
-    sp.add_argument("--status", help="only records with this status")
+    sp.add_argument("--status", choices=STATUSES, help="only records with this status")
     sp.add_argument("--kind", choices=["evidence", "automatic"], help="only records of this kind")
     sp.add_argument("--json", action="store_true", help="print a JSON array of records")
 
