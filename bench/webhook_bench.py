@@ -9,7 +9,7 @@ timestamp.body; Mailgun: a fresh token per message, multipart/form-data), to
   (b) door:     `python -m bot serve --no-smtp` with the endpoint's secret set, parsing on, on a
                 fresh migrated SQLite file (or a scratch database on --database-url's server);
   (c) the same Service with its parser held back (for information: what the door itself costs);
-  (d) the same Service with its storage replaced by an answer that stores nothing (for
+  (d) the same Service with its storage also replaced by an answer that stores nothing (for
       information only: the ceiling the web door's own work sets, verifying, dedupe key, hand-over
       and answer, with the commit free).
 Each server is its own process and so is this load generator, so the client never shares an
@@ -80,32 +80,17 @@ async def _baseline() -> None:
     await runner.cleanup()
 
 
-async def _door_only(database_url: str) -> None:
-    """The service with parsing held back: what the web door itself costs (for information)."""
-    from bot.runtime.service import Service
-    from bot.settings import Settings
-
-    class DoorOnly(Service):
-        async def _process_loop(self) -> None:
-            await asyncio.Event().wait()
-
-    settings = Settings.model_validate({
-        "DATABASE_URL": database_url, "PORT": 0, "EVIDENCE_ADDRESSES": RCPT,
-        "EVIDENCE_INBOUND_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MG_KEY})
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with DoorOnly(settings, smtp=False) as svc:
-        gc.collect()
-        gc.freeze()
-        print(f"READY {svc.web_port}", flush=True)
-        await stop.wait()
-
-
-async def _door_no_storage(database_url: str) -> None:
-    """For information only: the service whose intake answers at once and stores nothing."""
+async def _service_variant(database_url: str, *, storing: bool) -> None:
+    """For information only, the service in-process with a part held back: its parser (what the
+    web door itself costs), or, without `storing`, also its storage (an intake that answers at
+    once and stores nothing: the ceiling the door's own work sets)."""
     from bot.runtime.service import Service
     from bot.settings import Settings
     from storage.writer import Stored
+
+    class Variant(Service):
+        async def _process_loop(self) -> None:
+            await asyncio.Event().wait()
 
     settings = Settings.model_validate({
         "DATABASE_URL": database_url, "PORT": 0, "EVIDENCE_ADDRESSES": RCPT,
@@ -117,8 +102,9 @@ async def _door_no_storage(database_url: str) -> None:
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with Service(settings, smtp=False) as svc:
-        svc.committer.store = answer_only  # type: ignore[method-assign,assignment]
+    async with Variant(settings, smtp=False) as svc:
+        if not storing:
+            svc.committer.store = answer_only  # type: ignore[method-assign,assignment]
         gc.collect()
         gc.freeze()
         print(f"READY {svc.web_port}", flush=True)
@@ -327,10 +313,10 @@ def main() -> int:
         asyncio.run(_baseline())
         return 0
     if args.serve_door_only:
-        asyncio.run(_door_only(args.serve_door_only))
+        asyncio.run(_service_variant(args.serve_door_only, storing=True))
         return 0
     if args.serve_no_storage:
-        asyncio.run(_door_no_storage(args.serve_no_storage))
+        asyncio.run(_service_variant(args.serve_no_storage, storing=False))
         return 0
     if args.database_url:
         from bot.settings import Settings

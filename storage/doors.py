@@ -31,6 +31,10 @@ RELEASE_AFTER_BYTES = 1 << 20
 Rows = list[tuple[int, bool]]
 
 
+def _big(drafts: list[InboundDraft]) -> bool:
+    return sum(len(d.raw) for d in drafts) >= RELEASE_AFTER_BYTES
+
+
 class Duplicate(Exception):
     """Another process stored one of the batch's keys between look-up and insert: go row by row."""
 
@@ -64,7 +68,7 @@ class SqliteDoor:
         except Exception:
             self.close(broken=True)  # not reused: the next batch opens a fresh connection
             raise
-        if sum(len(d.raw) for d in drafts) >= RELEASE_AFTER_BYTES:
+        if _big(drafts):
             self.close(broken=True)  # closed, not pooled: see RELEASE_AFTER_BYTES
         return rows
 
@@ -109,7 +113,7 @@ class PostgresDoor:
         except Exception:
             await self.close()  # not reused: the next batch opens a fresh connection
             raise
-        if sum(len(d.raw) for d in drafts) >= RELEASE_AFTER_BYTES:
+        if _big(drafts):
             # libpq keeps its send buffer at the largest size it ever needed, for as long as the
             # connection lives: a 25 MB message would stay in memory. A new connection is cheap
             # next to such a message.

@@ -71,13 +71,13 @@ def parsed_here(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The ids parsed in this (the importing) process; the parser processes' calls are their own."""
     here: list[int] = []
     real = intake.parse_many
+    me = os.getpid()
 
     def counting(engine: Engine, settings: Settings, inbound_ids: Sequence[int]) -> list[Parsed]:
         if os.getpid() == me:
             here.extend(inbound_ids)
         return real(engine, settings, inbound_ids)
 
-    me = os.getpid()
     monkeypatch.setattr(intake, "parse_many", counting)
     return here
 

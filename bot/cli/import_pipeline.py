@@ -60,11 +60,11 @@ def _parsed_batches(engine: Engine, settings: Settings, ids: list[int]) -> Itera
         broken = False
         while True:
             while not broken and len(pending) < AHEAD and (chunk := next(todo, None)) is not None:
-                fut: Future[list[Parsed]] = Future()  # parsed here below if the pool is broken
                 try:
                     fut = pool.submit(intake.parse_many_in_worker, settings, chunk)
-                except BrokenProcessPool:  # it broke since the last submit: this chunk is not lost
+                except BrokenProcessPool:  # it broke since the last submit: parsed here below
                     broken = True
+                    fut = Future()
                 pending.append((chunk, fut))
             if not pending:
                 chunk = next(todo, None)
