@@ -11,7 +11,11 @@ timestamp.body; Mailgun: a fresh token per message, multipart/form-data), to
   (c) the same Service with its parser held back (for information: what the door itself costs);
   (d) the same Service with its storage also replaced by an answer that stores nothing (for
       information only: the ceiling the web door's own work sets, verifying, dedupe key, hand-over
-      and answer, with the commit free).
+      and answer, with the commit free);
+  (e, f) with --explain, two more for information: storing nothing but answering after a commit's
+      latency (--delay-ms), and the group committer's hand-over as deployed with a commit that
+      only sleeps that long: they split what storing costs into its latency, its hand-over
+      between threads, and SQLite's own work.
 Each server is its own process and so is this load generator, so the client never shares an
 event loop with a server. The rate is requests answered 200 per second of wall time; the best of
 --rounds interleaved rounds counts. The target is door/baseline >= 0.7 at 20 clients. The door's
@@ -80,10 +84,17 @@ async def _baseline() -> None:
     await runner.cleanup()
 
 
-async def _service_variant(database_url: str, *, storing: bool) -> None:
-    """For information only, the service in-process with a part held back: its parser (what the
-    web door itself costs), or, without `storing`, also its storage (an intake that answers at
-    once and stores nothing: the ceiling the door's own work sets)."""
+async def _service_variant(database_url: str, *, mode: str, delay: float = 0.0) -> None:
+    """For information only, the service in-process with a part held back or replaced:
+    - door-only:  its parser held back (what the web door itself costs);
+    - no-storage: its storage too (an intake that answers at once, storing nothing: the ceiling
+                  the door's own work sets);
+    - delayed:    storing nothing, but each answer waits `delay` seconds, as long as a commit
+                  takes (does a commit's latency alone, without its CPU, cost the rate?);
+    - handoff:    the group committer as deployed (queue, thread, wake-up), whose commit sleeps
+                  `delay` instead of writing (what the hand-over costs without SQLite's work)."""
+    import itertools
+
     from bot.runtime.service import Service
     from bot.settings import Settings
     from storage.writer import Stored
@@ -95,16 +106,29 @@ async def _service_variant(database_url: str, *, storing: bool) -> None:
     settings = Settings.model_validate({
         "DATABASE_URL": database_url, "PORT": 0, "EVIDENCE_ADDRESSES": RCPT,
         "EVIDENCE_INBOUND_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MG_KEY})
-    counter = iter(range(1, 1 << 62))
+    counter = itertools.count(1)
 
     async def answer_only(_draft: Any) -> Stored:
+        if delay:
+            await asyncio.sleep(delay)
         return Stored(next(counter), True)
+
+    def sleep_instead(drafts: list[Any]) -> list[tuple[int, bool]]:
+        time.sleep(delay)  # as a commit's fsync, it holds no GIL
+        return [(next(counter), True) for _ in drafts]
+
+    async def sleep_instead_async(drafts: list[Any]) -> list[tuple[int, bool]]:
+        await asyncio.sleep(delay)
+        return [(next(counter), True) for _ in drafts]
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with Variant(settings, smtp=False) as svc:
-        if not storing:
+        if mode in ("no-storage", "delayed"):
             svc.committer.store = answer_only  # type: ignore[method-assign,assignment]
+        elif mode == "handoff":
+            door: Any = svc.committer._sqlite or svc.committer._pg  # bench only: reaches into the committer
+            door.commit = sleep_instead if svc.committer._sqlite else sleep_instead_async
         gc.collect()
         gc.freeze()
         print(f"READY {svc.web_port}", flush=True)
@@ -169,9 +193,9 @@ class Server:
     port: int
 
     @classmethod
-    def baseline(cls, door_only_url: str = "", flag: str = "--serve-door-only") -> Server:
-        flags = [flag, door_only_url] if door_only_url else ["--serve-baseline"]
-        proc = subprocess.Popen([sys.executable, __file__, *flags], stdout=subprocess.PIPE,
+    def baseline(cls, *flags: str) -> Server:
+        """The bare handler, or with flags one of the in-process variants (see _service_variant)."""
+        proc = subprocess.Popen([sys.executable, __file__, *(flags or ["--serve-baseline"])], stdout=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -305,18 +329,19 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds per server; the best counts")
     p.add_argument("--endpoint", choices=sorted(PATHS), default="raw")
     p.add_argument("--database-url", help="bench the door against this database's server instead of SQLite")
+    p.add_argument("--explain", action="store_true",
+                   help="also run the 'delayed' and 'handoff' variants: where the door's time goes")
+    p.add_argument("--delay-ms", type=float, default=1.0,
+                   help="with --explain: the commit latency those variants stand in for (default 1 ms)")
     p.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--serve-door-only", help=argparse.SUPPRESS)
-    p.add_argument("--serve-no-storage", help=argparse.SUPPRESS)
+    p.add_argument("--serve-variant", nargs=2, metavar=("MODE", "URL"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_baseline:
         asyncio.run(_baseline())
         return 0
-    if args.serve_door_only:
-        asyncio.run(_service_variant(args.serve_door_only, storing=True))
-        return 0
-    if args.serve_no_storage:
-        asyncio.run(_service_variant(args.serve_no_storage, storing=False))
+    if args.serve_variant:
+        mode, url = args.serve_variant
+        asyncio.run(_service_variant(url, mode=mode, delay=args.delay_ms / 1000))
         return 0
     if args.database_url:
         from bot.settings import Settings
@@ -328,7 +353,8 @@ def main() -> int:
     print(f"{args.clients} clients, {args.messages} messages per round, {args.rounds} round(s), "
           f"endpoint {PATHS[args.endpoint]}, {'PostgreSQL' if args.database_url else 'SQLite'}, "
           f"cpus: {os.cpu_count()}")
-    rates: dict[str, list[float]] = {"baseline": [], "door": [], "door-only": [], "no-storage": []}
+    modes = ["baseline", "door", "door-only", "no-storage"] + (["delayed", "handoff"] if args.explain else [])
+    rates: dict[str, list[float]] = {m: [] for m in modes}
     cpus: dict[str, list[dict[str, float]]] = {m: [] for m in rates}
     with SCRATCH, tempfile.TemporaryDirectory(prefix="webhook-bench-") as d:
         tmp = Path(d)
@@ -337,14 +363,13 @@ def main() -> int:
                 url = ""
                 if mode == "baseline":
                     server = Server.baseline()
-                elif mode == "door-only":
-                    url = fresh_database(args, tmp, f"door-only-{r}")
-                    server = Server.baseline(url)
-                elif mode == "no-storage":
-                    server = Server.baseline(fresh_database(args, tmp, f"no-storage-{r}"), "--serve-no-storage")
-                else:
+                elif mode == "door":
                     url = fresh_database(args, tmp, f"door-{r}")
                     server = Server.door(url, tmp / "serve.log")
+                else:
+                    db = fresh_database(args, tmp, f"{mode}-{r}")
+                    url = db if mode == "door-only" else ""  # the others store nothing
+                    server = Server.baseline("--serve-variant", mode, db, "--delay-ms", str(args.delay_ms))
                 try:
                     rate, cpu = measure(server, args, f"{run}{r}")
                 finally:
@@ -358,7 +383,7 @@ def main() -> int:
                     note = f"  ({n} stored)"
                     if n != args.messages + 40:
                         raise SystemExit(f"the door stored {n} messages, not {args.messages + 40}")
-                print(f"  round {r + 1}: {mode:9s} {rate:8.0f} msg/s{note}", flush=True)
+                print(f"  round {r + 1}: {mode:10s} {rate:8.0f} msg/s{note}", flush=True)
 
     best = {m: max(v) for m, v in rates.items()}
     ratio = best["door"] / best["baseline"]
@@ -371,6 +396,11 @@ def main() -> int:
           f"{best['door-only'] / best['baseline']:11.2f}  (for information)")
     print(f"{'the same service, storing nothing':48s} {best['no-storage']:9.0f}  "
           f"{best['no-storage'] / best['baseline']:11.2f}  (for information: the ceiling without storage)")
+    if args.explain:
+        print(f"{f'storing nothing, answered after {args.delay_ms:g} ms':48s} {best['delayed']:9.0f}  "
+              f"{best['delayed'] / best['baseline']:11.2f}  (a commit's latency without its CPU)")
+        print(f"{f'the hand-over as deployed, commit = {args.delay_ms:g} ms sleep':48s} {best['handoff']:9.0f}  "
+              f"{best['handoff'] / best['baseline']:11.2f}  (the committer's queue and wake-up, no database work)")
     if all(cpus.values()):
         print("\nCPU us per request, median of the rounds (loop: the server's event-loop thread; threads: its"
               "\nothers, the commit thread; children: parsers; client: this load generator)")
