@@ -321,6 +321,9 @@ def test_prose_outcome(text: str, expected: Outcome) -> None:
         ("GMCA ran it.", "GMCA"),
         ("In March Kent County Council and Medway Council agreed.", "Kent County Council"),
         ("Capita and Barnet Council signed in 2013.", "Barnet Council"),
+        # "the contract with Capita for X Council": the supplier is not part of the council's name
+        ("The payroll contract with Capita for Barsetshire County Council failed.", "Barsetshire County Council"),
+        ("Serco for Kent County Council ran the buses.", "Kent County Council"),
     ],
 )
 def test_public_body_in_prose(text: str, body: str) -> None:

@@ -356,11 +356,13 @@ def _trim_leading(text: str, start: int) -> tuple[str, int]:
 
 
 def _strip_supplier_head(text: str, start: int) -> tuple[str, int]:
-    """'Capita and Barnet Council' is two names: drop a known supplier joined on the front."""
+    """'Capita and Barnet Council', 'Capita for Barnet Council' are two names: drop a known
+    supplier joined on the front ("for" is a joining word inside names, but no council's name
+    starts with a supplier's)."""
     m = _KNOWN_RE.match(text)
     if m:
         rest = text[m.end() :]
-        joined = re.match(r"\s+(?:and|&)\s+", rest)
+        joined = re.match(r"\s+(?:and|&|for)\s+", rest)
         if joined:
             cut = m.end() + joined.end()
             return text[cut:], start + cut
