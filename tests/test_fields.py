@@ -229,9 +229,14 @@ def test_barnet_prose() -> None:
         ("The £45m outsourcing contract was let in 2015.", 45_000_000, None),
         ("A contract worth £45m promised savings of £5m.", 45_000_000, 5_000_000),
         ("The £80m deal saved £4m a year.", 80_000_000, 4_000_000),
+        ("The contract was £30 million and costs doubled.", 30_000_000, None),
+        ("The contract value is £12.5m.", 12_500_000, None),
+        ("The deal totalled £7m over five years.", 7_000_000, None),
         # Money that is neither: better null than wrong.
         ("The council spent £2m on consultants.", None, None),
         ("It went £5m over budget.", None, None),
+        ("The contract was £2m over budget.", None, None),
+        ("The contract was £3m more than planned.", None, None),
         ("The trust serves 2 million patients.", None, None),
     ],
 )
@@ -246,6 +251,8 @@ def test_prose_money_disambiguation(text: str, contract: int | None, savings: in
         ("The contract delivered savings and exceeded targets in every year.", Outcome.SUCCESS),
         ("Frankly, the partnership was a success.", Outcome.SUCCESS),
         ("The migration went well and staff were happy.", Outcome.SUCCESS),
+        ("The outsourcing of our IT went badly.", Outcome.FAILURE),
+        ("It went very badly: costs doubled within a year.", Outcome.FAILURE),
         ("Carillion went into administration in January 2018.", Outcome.FAILURE),
         ("The contract collapsed after two years.", Outcome.FAILURE),
         ("The deal was terminated early by mutual agreement.", Outcome.FAILURE),

@@ -255,6 +255,8 @@ _OUTCOME_PHRASES: list[tuple[str, int, str]] = [
     (r"(?:costly|expensive|big|huge)\s+mistake", 2, "f"),
     (r"waste\s+of\s+(?:public\s+|taxpayers'?\s+)?money", 2, "f"),
     (r"went\s+(?:badly\s+)?wrong", 1, "f"),
+    (r"went\s+(?:very\s+|really\s+|extremely\s+|so\s+)?badly(?!\s+wrong)", 2, "f"),
+    (r"costs?\s+(?:doubled|trebled|tripled|soared|spiral(?:l)?ed|ballooned|escalated)", 1, "f"),
     (r"poor\s+(?:performance|service|value)", 1, "f"),
     (r"performance\s+(?:deteriorated|declined|worsened|fell)", 1, "f"),
     (r"complaints\s+(?:rose|increased|soared|doubled|trebled)", 1, "f"),
@@ -280,7 +282,8 @@ _OUTCOME = Anchored(_OUTCOME_RE, word_starts([
     "switched", "revert", r"over(?=spen|\s+budget)", "fail", "missed", "disast", "fiasco", "shambles", "debacle",
     "omnishambles", "scrapped", "abandoned", "never", "did",
     *(w + r"(?=\s+mistake)" for w in ("costly", "expensive", "big", "huge")),
-    r"waste(?=\s+of)", "poor", "complaints", r"cost(?=\s+overrun)", "backlog", "penalt",
+    r"waste(?=\s+of)", "poor", "complaints", "backlog", "penalt",
+    r"costs?(?=\s+(?:overrun|doubled|trebled|tripled|soared|spiral|balloon|escalat))",
     *(w + r"(?=\s+(?:[\w-]+\s+){0,2}success)"
       for w in ("was", "been", "proved", "proven", "is", "an", "a", "were", "highly", "very", "hugely", "largely",
                 "genuinely")),
@@ -489,8 +492,15 @@ _CONTRACT_BEFORE = re.compile(
     r"|\b(?:contract|deal|agreement)\s+of|\bcontract\s+(?:was|is)\s+worth"
     # "a contract with Capita for £3.25 million", "signed the deal at £30m", "awarded £12m"
     r"|\b(?:contract|deal|agreement|framework|tender)(?:\s+[\w'’&-]+){0,4}?\s+(?:for|at)"
-    r"|\b(?:awarded|let|signed|won)(?:\s+(?:a|the|it|them))?)"
+    r"|\b(?:awarded|let|signed|won)(?:\s+(?:a|the|it|them))?"
+    # "the contract was £30m", "the contract value is £12.5m", "the deal totalled £7m"
+    r"|\b(?:contract|deal|agreement)(?:\s+(?:value|price|sum|cost))?\s+(?:was|is|totall?ed|came\s+to))"
     rf"{_QUALIFIER}\s*$",
+    re.IGNORECASE,
+)
+# An amount measured against a plan is an overrun, not a value: "the contract was £2m over budget".
+_AGAINST_PLAN = re.compile(
+    r"^\s*(?:(?:over|above|under|below)\s+(?:the\s+)?(?:budget|estimate|forecast|plan)|(?:more|less|higher|lower)\s+than)",
     re.IGNORECASE,
 )
 _CONTRACT_AFTER = re.compile(
@@ -530,7 +540,11 @@ def classify_money(text: str) -> tuple[int | None, int | None]:
         if _SAVINGS_BEFORE.search(before) or _SAVINGS_AFTER.match(after):
             if savings is None:
                 savings = m.value
-        elif (_CONTRACT_BEFORE.search(before) or _CONTRACT_AFTER.match(after)) and contract is None:
+        elif (
+            contract is None
+            and (_CONTRACT_BEFORE.search(before) or _CONTRACT_AFTER.match(after))
+            and not _AGAINST_PLAN.match(after)
+        ):
             contract = m.value
     return contract, savings
 
