@@ -499,6 +499,39 @@ def test_clean_body_bottom_posted_reply() -> None:
     assert clean_body(text) == "My new evidence."
 
 
+def test_clean_body_reply_pointing_below_keeps_the_history() -> None:
+    """"See below" and nothing else: the quoted history is the evidence, not noise to drop."""
+    text = (
+        "Yes, see below - this is what I sent to my MP last year.\n\nKind regards,\nTom\n\n"
+        "On Mon, 3 Mar 2025 at 10:00, Tom <tom@example.org> wrote:\n"
+        "> The fleet contract between Northshire Fire and Rescue Service and\n"
+        "> Babcock was a success.\n>\n> >> an older quote\n"
+    )
+    out = clean_body(text)
+    assert out.startswith("Yes, see below - this is what I sent to my MP last year.")
+    assert "On Mon, 3 Mar 2025 at 10:00, Tom <tom@example.org> wrote:" in out
+    assert "The fleet contract between Northshire Fire and Rescue Service and Babcock was a success." in " ".join(
+        out.split())
+    assert "an older quote" in out and ">" not in out.replace("<tom@example.org>", "")
+    outlook = ("Details below.\n\n-----Original Message-----\nFrom: Tom\nSent: Monday\nTo: MP\n"
+               "Subject: Payroll\n\nThe payroll contract failed.")
+    assert clean_body(outlook) == ('Details below.\n\nEarlier message from Tom, subject "Payroll":\n\n'
+                                   "The payroll contract failed.")
+    # New text of its own: the history stays out, as before.
+    assert clean_body("The contract failed in 2019, as below.\n" + "More of my own evidence. " * 20
+                      + "\n\nOn Mon, X <x@y.org> wrote:\n> old").count("old") == 0
+
+
+def test_clean_body_reply_pointing_below_is_parsed_as_evidence() -> None:
+    raw = (b"From: Tom <tom@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: Call for evidence\r\n\r\n"
+           b"See my email below.\r\n\r\nOn Mon, 3 Mar 2025 at 10:00, Tom <tom@example.org> wrote:\r\n"
+           b"> The fleet contract between Northshire Fire and Rescue Service and Babcock\r\n"
+           b"> (\xc2\xa34.5m) was a success.\r\n")
+    rec = parse_email(raw)
+    assert rec.public_body == "Northshire Fire and Rescue Service"
+    assert rec.supplier == "Babcock" and rec.outcome == Outcome.SUCCESS
+
+
 def test_clean_body_original_message_in_a_reply_is_cut() -> None:
     text = "New point.\n\n-----Original Message-----\nFrom: a\nSent: b\nTo: c\nSubject: d\n\nold"
     assert clean_body(text) == "New point."

@@ -167,18 +167,61 @@ def _consume_headers(lines: list[str], start: int) -> tuple[int, dict[str, str]]
 
 
 def _clean_reply(lines: list[str]) -> list[str]:
-    """The new text of a reply: quoted history, disclaimers and signature removed."""
+    """The new text of a reply: quoted history, disclaimers and signature removed; the history
+    is kept when the new text only points at it ("see below")."""
     cut = _find_quote_start(lines)
+    history: list[str] = []
     if cut is not None:
         start, attribution_end = cut
         before = lines[:start]
         # Top-posted: everything from the attribution down is history.  Bottom-posted (nothing
         # new above): the history is "> "-quoted and goes below; an unquoted block is kept, as it
         # may be all the evidence there is.
-        lines = before if any(line.strip() for line in before) else lines[attribution_end:]
+        if any(line.strip() for line in before):
+            if _points_below(before):
+                history = _history(lines[start:])
+            lines = before
+        else:
+            lines = lines[attribution_end:]
     lines = [line for line in lines if not _QUOTED.match(line)]
     lines = _drop_disclaimers(lines)
-    return _drop_greeting(_drop_signature_noise(lines, sign_off=True))
+    out = _drop_greeting(_drop_signature_noise(lines, sign_off=True))
+    return [*out, "", *history] if history else out
+
+
+# "Yes, see below: this is what I sent my MP." A short new text that points down at the history
+# makes the history the evidence (dropped as mere history, the record would hold only the pointer).
+_POINTS_BELOW = re.compile(
+    r"\bbelow\b|\bsee\s+(?:the\s+|my\s+)?(?:thread|trail|chain|history|earlier\s+(?:e-?mail|message))\b",
+    re.IGNORECASE,
+)
+_POINTER_MAX_CHARS = 400
+_UNQUOTE = re.compile(r"^\s*(?:>\s?)+")
+
+
+def _points_below(before: list[str]) -> bool:
+    text = " ".join(line.strip() for line in before if line.strip())
+    return len(text) <= _POINTER_MAX_CHARS and _POINTS_BELOW.search(text) is not None
+
+
+def _history(lines: list[str]) -> list[str]:
+    """The quoted history as evidence: unquoted, its attribution or header block made one line
+    (as a forward's is), disclaimers and signature noise dropped."""
+    lines = [_UNQUOTE.sub("", line) for line in lines]
+    if _ON_WROTE_START.match(lines[0]):
+        heading_end = 1 if _WROTE_END.search(lines[0]) else 2
+        heading = " ".join(line.strip() for line in lines[:heading_end])
+    else:
+        first = 1 if _ORIGINAL_MESSAGE.match(lines[0]) or _UNDERSCORES.match(lines[0]) else 0
+        heading_end, hdrs = _consume_headers(lines, first)
+        heading = "Earlier message"
+        if hdrs.get("from"):
+            heading += f" from {hdrs['from']}"
+        if hdrs.get("subject"):
+            heading += f', subject "{hdrs["subject"]}"'
+        heading += ":"
+    rest = _drop_signature_noise(_drop_disclaimers(lines[heading_end:]), sign_off=False)
+    return [heading, *rest] if any(line.strip() for line in rest) else []
 
 
 def _drop_greeting(lines: list[str]) -> list[str]:
