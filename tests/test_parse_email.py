@@ -499,6 +499,19 @@ def test_clean_body_bottom_posted_reply() -> None:
     assert clean_body(text) == "My new evidence."
 
 
+@pytest.mark.parametrize(
+    ("name", "summary_has"),
+    [("09_pdf_attachment.eml", "Backlogs of benefit claims doubled"),
+     ("10_docx_attachment.eml", "Missed collections rose sharply in the first year")],
+)
+def test_summary_under_a_covering_note_comes_from_the_attachment(name: str, summary_has: str) -> None:
+    """"Please see the attached briefing" tells a reviewer nothing: the summary is the attachment's."""
+    rec = parse(name)
+    assert rec.summary is not None and summary_has in rec.summary
+    assert "attached" not in rec.summary.lower()
+    assert "attached" in rec.body  # the body itself is still the covering note
+
+
 def test_clean_body_reply_pointing_below_keeps_the_history() -> None:
     """"See below" and nothing else: the quoted history is the evidence, not noise to drop."""
     text = (

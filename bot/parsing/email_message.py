@@ -470,6 +470,7 @@ def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
     # The strictest wish anywhere in the message (body or attachment) is the one honoured.
     strictness = {"named": 0, "anonymous": 1, "not_for_publication": 2}
     publication = found.publication
+    attached_prose = ""  # the longest attachment text: the summary's source under a cover note
     for att in record.attachments:
         if not att.text or att.content_type == "message/rfc822":
             continue  # an attached message's text is already in the body
@@ -484,6 +485,8 @@ def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
         if found.outcome == Outcome.UNKNOWN and extra.outcome != Outcome.UNKNOWN:
             found.outcome = extra.outcome
         confidential = confidential or extra.confidential
+        if len(extra.prose or "") > len(attached_prose):
+            attached_prose = extra.prose or ""
         if strictness[extra.publication] > strictness[publication]:
             publication = extra.publication
     record_fields = {f.name for f in fields(record)}
@@ -493,12 +496,19 @@ def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
     record.outcome = found.outcome
     record.confidential = bool(confidential)
     record.publication = publication
+    source = found.prose or body
+    if len(source) < COVER_NOTE_MAX and len(attached_prose) > len(source):
+        # "Please find my evidence attached.": the reviewers' summary comes from the attachment.
+        source = attached_prose
     try:
-        summary = fields_mod.make_summary(found.prose or body, SUMMARY_MAX)
+        summary = fields_mod.make_summary(source, SUMMARY_MAX)
     except Exception as exc:  # noqa: BLE001
         record.parse_warnings.append(f"summary failed: {type(exc).__name__}")
-        summary = _fallback_summary(found.prose or body)
+        summary = _fallback_summary(source)
     record.summary = (summary or "").strip()[:SUMMARY_MAX] or title or None
+
+
+COVER_NOTE_MAX = 200  # characters: a body this short beside an attachment with text is a cover note
 
 
 def _fallback_summary(text: str) -> str:
