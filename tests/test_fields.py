@@ -232,6 +232,8 @@ def test_barnet_prose() -> None:
         ("The contract was £30 million and costs doubled.", 30_000_000, None),
         ("The contract value is £12.5m.", 12_500_000, None),
         ("The deal totalled £7m over five years.", 7_000_000, None),
+        ("It was outsourced to Capita in 2014 for ten years at a cost of £90m.", 90_000_000, None),
+        ("The ten-year deal (£175 million) ended in 2021.", 175_000_000, None),
         # Money that is neither: better null than wrong.
         ("The council spent £2m on consultants.", None, None),
         ("It went £5m over budget.", None, None),
@@ -252,6 +254,7 @@ def test_prose_money_disambiguation(text: str, contract: int | None, savings: in
         ("Frankly, the partnership was a success.", Outcome.SUCCESS),
         ("The migration went well and staff were happy.", Outcome.SUCCESS),
         ("The outsourcing of our IT went badly.", Outcome.FAILURE),
+        ("Our revenues service went to Capita in 2014. It has been a complete nightmare.", Outcome.FAILURE),
         ("It went very badly: costs doubled within a year.", Outcome.FAILURE),
         ("Carillion went into administration in January 2018.", Outcome.FAILURE),
         ("The contract collapsed after two years.", Outcome.FAILURE),

@@ -247,6 +247,7 @@ _OUTCOME_PHRASES: list[tuple[str, int, str]] = [
     (r"went\s+into\s+(?:administration|liquidation|receivership)", 2, "f"),
     (r"missed\s+(?:every|all|most|its|the|key)?\s*(?:of\s+its\s+)?targets?", 2, "f"),
     (r"disast(?:er|rous)", 2, "f"),
+    (r"(?:complete|total|absolute|utter)\s+(?:nightmare|mess|chaos)|nightmare", 2, "f"),
     (r"fiasco|shambles|debacle|omnishambles", 2, "f"),
     (r"scrapped", 2, "f"),
     (r"abandoned", 2, "f"),
@@ -280,6 +281,7 @@ _OUTCOME = Anchored(_OUTCOME_RE, word_starts([
     r"on(?=\s+time)", r"under(?=\s+budget)", "improv", "satisfaction", "collaps", "terminated", "ended",
     "brought", "bringing", "taken", "taking", "moved", "moving", "came", "coming", "insourced", "go", "returned",
     "switched", "revert", r"over(?=spen|\s+budget)", "fail", "missed", "disast", "fiasco", "shambles", "debacle",
+    "nightmare", *(w + r"(?=\s+(?:nightmare|mess|chaos))" for w in ("complete", "total", "absolute", "utter")),
     "omnishambles", "scrapped", "abandoned", "never", "did",
     *(w + r"(?=\s+mistake)" for w in ("costly", "expensive", "big", "huge")),
     r"waste(?=\s+of)", "poor", "complaints", "backlog", "penalt",
@@ -494,7 +496,9 @@ _CONTRACT_BEFORE = re.compile(
     r"|\b(?:contract|deal|agreement|framework|tender)(?:\s+[\w'’&-]+){0,4}?\s+(?:for|at)"
     r"|\b(?:awarded|let|signed|won)(?:\s+(?:a|the|it|them))?"
     # "the contract was £30m", "the contract value is £12.5m", "the deal totalled £7m"
-    r"|\b(?:contract|deal|agreement)(?:\s+(?:value|price|sum|cost))?\s+(?:was|is|totall?ed|came\s+to))"
+    r"|\b(?:contract|deal|agreement)(?:\s+(?:value|price|sum|cost))?\s+(?:was|is|totall?ed|came\s+to)"
+    # "for ten years at a cost of £90m", "the ten-year deal (£175 million)"
+    r"|\bat\s+a\s+(?:total\s+)?cost\s+of|\b(?:contract|deal|agreement)\s*\()"
     rf"{_QUALIFIER}\s*$",
     re.IGNORECASE,
 )
