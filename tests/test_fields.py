@@ -234,6 +234,9 @@ def test_barnet_prose() -> None:
         ("The deal totalled £7m over five years.", 7_000_000, None),
         ("It was outsourced to Capita in 2014 for ten years at a cost of £90m.", 90_000_000, None),
         ("The ten-year deal (£175 million) ended in 2021.", 175_000_000, None),
+        ("Hampshire contracted vehicle maintenance to a local firm, Acme Fleet Ltd, for £2.4m.", 2_400_000, None),
+        ("The contract with CGI for the farm payments system cost £178m.", 178_000_000, None),
+        ("The consultants cost £2m.", None, None),
         # Money that is neither: better null than wrong.
         ("The council spent £2m on consultants.", None, None),
         ("It went £5m over budget.", None, None),
@@ -255,6 +258,8 @@ def test_prose_money_disambiguation(text: str, contract: int | None, savings: in
         ("The migration went well and staff were happy.", Outcome.SUCCESS),
         ("The outsourcing of our IT went badly.", Outcome.FAILURE),
         ("Our revenues service went to Capita in 2014. It has been a complete nightmare.", Outcome.FAILURE),
+        ("The system cost £178m, more than double the budget.", Outcome.FAILURE),
+        ("Serco took over the cleaning. Quality fell and staff turnover tripled.", Outcome.FAILURE),
         ("It went very badly: costs doubled within a year.", Outcome.FAILURE),
         ("Carillion went into administration in January 2018.", Outcome.FAILURE),
         ("The contract collapsed after two years.", Outcome.FAILURE),

@@ -255,7 +255,11 @@ _OUTCOME_PHRASES: list[tuple[str, int, str]] = [
     (r"did\s+not\s+deliver|didn't\s+deliver|did\s+not\s+work|didn't\s+work|never\s+worked", 2, "f"),
     (r"(?:costly|expensive|big|huge)\s+mistake", 2, "f"),
     (r"waste\s+of\s+(?:public\s+|taxpayers'?\s+)?money", 2, "f"),
+    (r"(?:double|twice|treble|triple|three\s+times)\s+(?:the\s+|its\s+|our\s+)?(?:original\s+)?(?:budget|estimate)",
+     2, "f"),
     (r"went\s+(?:badly\s+)?wrong", 1, "f"),
+    (r"(?:quality|standards|morale)\s+(?:fell|dropped|declined|deteriorated|suffered|plummeted)", 1, "f"),
+    (r"(?:staff\s+)?turnover\s+(?:rose|doubled|trebled|tripled|soared)", 1, "f"),
     (r"went\s+(?:very\s+|really\s+|extremely\s+|so\s+)?badly(?!\s+wrong)", 2, "f"),
     (r"costs?\s+(?:doubled|trebled|tripled|soared|spiral(?:l)?ed|ballooned|escalated)", 1, "f"),
     (r"poor\s+(?:performance|service|value)", 1, "f"),
@@ -282,6 +286,8 @@ _OUTCOME = Anchored(_OUTCOME_RE, word_starts([
     "brought", "bringing", "taken", "taking", "moved", "moving", "came", "coming", "insourced", "go", "returned",
     "switched", "revert", r"over(?=spen|\s+budget)", "fail", "missed", "disast", "fiasco", "shambles", "debacle",
     "nightmare", *(w + r"(?=\s+(?:nightmare|mess|chaos))" for w in ("complete", "total", "absolute", "utter")),
+    "double", "twice", "treble", "triple", r"three(?=\s+times)", "quality", "standards", "morale",
+    r"staff(?=\s+turnover)", "turnover",
     "omnishambles", "scrapped", "abandoned", "never", "did",
     *(w + r"(?=\s+mistake)" for w in ("costly", "expensive", "big", "huge")),
     r"waste(?=\s+of)", "poor", "complaints", "backlog", "penalt",
@@ -498,7 +504,10 @@ _CONTRACT_BEFORE = re.compile(
     # "the contract was £30m", "the contract value is £12.5m", "the deal totalled £7m"
     r"|\b(?:contract|deal|agreement)(?:\s+(?:value|price|sum|cost))?\s+(?:was|is|totall?ed|came\s+to)"
     # "for ten years at a cost of £90m", "the ten-year deal (£175 million)"
-    r"|\bat\s+a\s+(?:total\s+)?cost\s+of|\b(?:contract|deal|agreement)\s*\()"
+    r"|\bat\s+a\s+(?:total\s+)?cost\s+of|\b(?:contract|deal|agreement)\s*\("
+    # "contracted vehicle maintenance to Acme Ltd for £2.4m", "the contract with CGI ... cost £178m"
+    r"|\b(?:contracted|outsourced)(?:\s+[\w'’&,-]+){0,10}?\s+for"
+    r"|\b(?:contract|deal|agreement)\b(?:\s+[\w'’&,-]+){0,8}?\s+cost)"
     rf"{_QUALIFIER}\s*$",
     re.IGNORECASE,
 )
