@@ -60,6 +60,7 @@ def build(settings: Settings, sub: Submission, *, to: str, original_message_id: 
         "received": format_datetime(sub.received_at),
         "inquiry_title": settings.inquiry_title,
         "address": settings.sender_address,
+        "publication": sub.publication,
     }
     subject_title = (sub.title or "your evidence")[:120]
     return email_payload(settings, sub, to=to, subject=f"Received: {subject_title}", template="ack_email",

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col
 
-from bot import acks, campaigns, filing, finding, withdraw
+from bot import acks, campaigns, filing, finding, wishes, withdraw
 from bot.convert import attachment_rows
 from bot.filed import (
     LONG_TEXT,
@@ -395,6 +395,8 @@ def _file(s: Session, settings: Settings, inbound: Stored, rec: EvidenceRecord, 
             repo.add_followup(s, followup=fu, attachments=attachment_rows(rec))
             # The submitter's "WITHDRAW" first, so a withdrawn record is not put back in review below.
             withdraw.from_followup(s, settings, parent, fu, thread_ids=rec.thread_ids)
+            # "Please leave my name out of it": a stricter wish is honoured at once (bot.wishes).
+            wishes.from_followup(s, parent, fu, publication=rec.publication)
             _after_followup(s, parent, fu, actor=f"submitter:{rec.submitter_email or '?'}")
             finding.refresh(s, submission_id=parent.id)  # the follow-up's text and attachments become findable
             return Filed(inbound.id, "follow_up", parent.reference, door_of(inbound.peer, inbound.channel))

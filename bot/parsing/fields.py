@@ -677,6 +677,8 @@ _CONFIDENTIAL_REQUESTS = re.compile(
     r"reveal|quote)\s+(?:me|my\s+(?:name|identity|details|organisation|employer)|who\s+I\s+am)"
     r"|\b(?:wish|want|would\s+like|prefer|ask|need|like)\s+to\s+(?:remain|stay|be\s+kept|be)\s+anonymous"
     r"|\bremain\s+anonymous\b"
+    # "keep my name out of it", "leave my name off", "I'd rather not be named"
+    r"|\b(?:keep|leave)\s+my\s+name\s+(?:out|off)\b|\b(?:rather|prefer)\s+not\s+(?:to\s+)?be\s+named\b"
     r"|\b(?:keep|treat|hold)\s+(?:this|it|my\s+(?:name|identity|details|submission|evidence|email)|me)"
     r"(?:\s+\w+){0,2}?\s+(?:as\s+)?(?:confidential|anonymous|private|in\s+(?:strict\s+)?confidence)"
     r"|\bnot\s+for\s+publication\b"
@@ -690,7 +692,7 @@ _CONFIDENTIAL_REQUESTS = re.compile(
 # Where a request can start: the first word of each alternative above (bot.parsing.scan).
 _CONFIDENTIAL = Anchored(_CONFIDENTIAL_REQUESTS, word_starts([
     "please", r"do(?=\s+not)", "don", r"not(?=\s+to)", "wish", "want", "would", "prefer", "ask", "need", "like",
-    "remain", "keep", "treat", "hold", r"not(?=\s+for)", r"off(?=\s+the)", "submit", "send", "writ",
+    "remain", "keep", "leave", "rather", "treat", "hold", r"not(?=\s+for)", r"off(?=\s+the)", "submit", "send", "writ",
     r"in(?=\s+(?:strict\s+)?confidence)", "my",
 ]))
 _YES = re.compile(r"^(?:yes|y|true|please|confidential|anonymous|yes\b.*)$", re.IGNORECASE)
