@@ -229,6 +229,10 @@ _OUTCOME_PHRASES: list[tuple[str, int, str]] = [
     (r"under\s+budget", 1, "s"),
     (r"improv(?:ed|ement\s+in)\s+(?:performance|services?|collection\s+rates)", 1, "s"),
     (r"performance\s+improved", 1, "s"),
+    (r"(?:gone|going|went|goes)\s+(?:ok|okay|fine|smoothly)\b", 1, "s"),
+    (r"(?:waiting\s+(?:lists?|times?)|backlogs?|complaints)\s+(?:are|were|have|has)?\s*(?:down|fell|fallen|dropped|shrunk)",
+     1, "s"),
+    (r"(?:recovery|collection|completion|success|satisfaction)\s+rates?\s+(?:improved|rose|increased)", 1, "s"),
     (r"good\s+value\s+for\s+money", 1, "s"),
     (r"satisfaction\s+(?:rose|increased|improved)", 1, "s"),
     # failure
@@ -258,6 +262,9 @@ _OUTCOME_PHRASES: list[tuple[str, int, str]] = [
     (r"(?:double|twice|treble|triple|three\s+times)\s+(?:the\s+|its\s+|our\s+)?(?:original\s+)?(?:budget|estimate)",
      2, "f"),
     (r"went\s+(?:badly\s+)?wrong", 1, "f"),
+    (r"(?:is|was|are|were|got|became|has\s+got|have\s+got)\s+(?:much\s+|far\s+|a\s+lot\s+)?worse\b", 1, "f"),
+    (r"more\s+expensive", 1, "f"),
+    (r"never\s+(?:realised|realized|delivered|achieved)", 2, "f"),
     (r"(?:quality|standards|morale)\s+(?:fell|dropped|declined|deteriorated|suffered|plummeted)", 1, "f"),
     (r"(?:staff\s+)?turnover\s+(?:rose|doubled|trebled|tripled|soared)", 1, "f"),
     (r"went\s+(?:very\s+|really\s+|extremely\s+|so\s+)?badly(?!\s+wrong)", 2, "f"),
@@ -288,6 +295,8 @@ _OUTCOME = Anchored(_OUTCOME_RE, word_starts([
     "nightmare", *(w + r"(?=\s+(?:nightmare|mess|chaos))" for w in ("complete", "total", "absolute", "utter")),
     "double", "twice", "treble", "triple", r"three(?=\s+times)", "quality", "standards", "morale",
     r"staff(?=\s+turnover)", "turnover",
+    "is", "are", "was", "were", "got", "became", "has", "have", "gone", "going", "goes", "waiting", "recovery",
+    "collection", "completion", r"more(?=\s+expensive)",
     "omnishambles", "scrapped", "abandoned", "never", "did",
     *(w + r"(?=\s+mistake)" for w in ("costly", "expensive", "big", "huge")),
     r"waste(?=\s+of)", "poor", "complaints", "backlog", "penalt",
@@ -507,7 +516,7 @@ _CONTRACT_BEFORE = re.compile(
     r"|\bat\s+a\s+(?:total\s+)?cost\s+of|\b(?:contract|deal|agreement)\s*\("
     # "contracted vehicle maintenance to Acme Ltd for £2.4m", "the contract with CGI ... cost £178m"
     r"|\b(?:contracted|outsourced)(?:\s+[\w'’&,-]+){0,10}?\s+for"
-    r"|\b(?:contract|deal|agreement)\b(?:\s+[\w'’&,-]+){0,8}?\s+cost)"
+    r"|\b(?:contracts?|deals?|agreements?)\b(?:\s+[\w'’&,()-]+){0,8}?\s+cost)"
     rf"{_QUALIFIER}\s*$",
     re.IGNORECASE,
 )
