@@ -509,7 +509,7 @@ def test_summary_under_a_covering_note_comes_from_the_attachment(name: str, summ
     rec = parse(name)
     assert rec.summary is not None and summary_has in rec.summary
     assert "attached" not in rec.summary.lower()
-    assert "attached" in rec.body  # the body itself is still the covering note
+    assert rec.body is not None and "attached" in rec.body  # the body itself is still the covering note
 
 
 def test_clean_body_reply_pointing_below_keeps_the_history() -> None:
