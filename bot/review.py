@@ -6,6 +6,7 @@ door apply exactly the same rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -77,6 +78,10 @@ class Reviewers:
         return any(user_id in set(group_members.get(g, ())) for g in self.groups)
 
 
+# A minus sign or dash before the first digit, the word "minus", or an accountant's "(£5m)".
+_NEGATIVE = re.compile(r"^[^\d]*(?:[-\u2212\u2012-\u2015\ufe63\uff0d]|\bminus\b|\bnegative\b)|^\s*\(.*\)\s*$",
+                       re.IGNORECASE)
+
 EDITABLE = ("title", "project", "public_body", "supplier", "service_area", "outcome", "contract_value_gbp",
             "savings_gbp", "period", "confidential", "declared_interests", "summary", "publication")
 
@@ -92,6 +97,11 @@ def parse_edit(values: Mapping[str, str | None]) -> tuple[dict[str, object], dic
         if name in ("contract_value_gbp", "savings_gbp"):
             if not text:
                 out[name] = None
+                continue
+            # parse_money finds the figure in "-£5m" or "minus £5m" and drops the sign: here that
+            # would store a loss the reviewer typed as a saving of the same size.
+            if _NEGATIVE.search(text):
+                errors[name] = "Amounts cannot be negative: give the sum as a positive amount"
                 continue
             value = parse_money(text)
             if value is None:

@@ -26,7 +26,7 @@ from bot.outbox_kinds import SLACK_DM, SLACK_SUMMARY, SLACK_THREAD, SLACK_UPDATE
 from bot.record import EvidenceRecord
 from bot.runtime import delivery
 from bot.settings import Settings
-from handlers.slack.blocks import summary_blocks
+from handlers.slack.blocks import fallback_blocks, summary_blocks
 from handlers.slack.campaign_card import campaign_blocks
 from storage import repo
 from storage.db import unit_of_work
@@ -56,6 +56,7 @@ class SlackPerformer:
         self._also: dict[int, list[str]] = {}  # submission id -> references corroborating it
         self._cards: dict[int, campaigns.Card] = {}  # a campaign's first record id -> its card's figures
         self._parents: dict[int, tuple[str | None, str | None]] = {}  # member id -> its campaign card
+        self._asked: dict[int, str | None] = {}  # submission id -> the question it waits on
 
     def performers(self) -> dict[str, Any]:
         from bot.runtime.slack_files import SlackFiles  # it builds on this class
@@ -91,6 +92,21 @@ class SlackPerformer:
                     raise delivery.TemporaryFailure(f"Slack {method}: {type(e).__name__} {e}") from e
             raise delivery.TemporaryFailure(f"Slack {method}: still rate limited")
 
+    async def _with_blocks(self, pace_key: str, method: str, text: str, blocks: list[dict[str, Any]],
+                           **kwargs: Any) -> dict[str, Any]:
+        """A summary post or update; if Slack refuses its blocks, once more with the plainest form.
+
+        invalid_blocks is permanent: without this the record would never reach (or never leave)
+        review in Slack for one field that broke a Block Kit limit nobody foresaw.
+        """
+        try:
+            return await self._call(pace_key, method, text=text, blocks=blocks, **kwargs)
+        except delivery.PermanentFailure as e:
+            if "invalid_blocks" not in str(e):
+                raise
+            log.warning("Slack refused the blocks of %s (%s); sending the plain form", text.split(":", 1)[0], e)
+        return await self._call(pace_key, method, text=text, blocks=fallback_blocks(text, blocks), **kwargs)
+
     async def _find_posted(self, channel: str, key: str) -> str | None:
         """The ts of a message we already posted for this outbox key, if an earlier try got through."""
         try:
@@ -119,13 +135,20 @@ class SlackPerformer:
                 first = repo.get_submission(s, submission_id=sub.campaign_id)
                 self._parents[sub.id] = (first.review_channel, first.review_ts) if first else (None, None)
             camp = campaigns.info(s, [sub]).get(sub.id)
+            if sub.status == "needs_info":
+                # A request for information leaves decision_reason alone (nothing is decided yet):
+                # the question is in the audit trail, and the summary shows the latest one.
+                asked = [a for a in repo.audit_of(s, submission_id=sub.id) if a.action == "needs_info"]
+                self._asked[sub.id] = asked[-1].reason if asked else None
             s.expunge(sub)
             return sub, record_from_submission(sub, atts, camp)
 
     def _blocks(self, sub: Submission, rec: EvidenceRecord) -> tuple[str, list[dict[str, Any]]]:
         when = f"{sub.decided_at:%d %b %Y %H:%M} UTC" if sub.decided_at else None
+        asked = self._asked.pop(sub.id or 0, None)
         kw: dict[str, Any] = {"slack_user_id": sub.slack_user_id, "decided_by": sub.decided_by, "decided_at": when,
-                              "reason": sub.decision_reason, "corroborated_by": self._also.pop(sub.id or 0, [])}
+                              "reason": asked if sub.status == "needs_info" else sub.decision_reason,
+                              "corroborated_by": self._also.pop(sub.id or 0, [])}
         card = self._cards.pop(sub.id or 0, None)
         return campaign_blocks(rec, card, **kw) if card is not None else summary_blocks(rec, **kw)
 
@@ -144,9 +167,9 @@ class SlackPerformer:
         ts = await self._find_posted(channel, item.key) if item.resumed else None
         if ts is None:
             text, blocks = self._blocks(sub, rec)
-            data = await self._call(channel, "chat_postMessage", channel=channel, text=text, blocks=blocks,
-                                    unfurl_links=False, unfurl_media=False, **thread,
-                                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
+            data = await self._with_blocks(channel, "chat_postMessage", text, blocks, channel=channel,
+                                           unfurl_links=False, unfurl_media=False, **thread,
+                                           metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
             ts = str(data["ts"])
             channel = str(data.get("channel") or channel)
         await asyncio.to_thread(self._save_summary, sub.id or 0, channel, ts)
@@ -165,8 +188,8 @@ class SlackPerformer:
                 return "no card of its own: the campaign's card shows it"
             raise delivery.TemporaryFailure("the summary is not posted yet")
         text, blocks = self._blocks(sub, rec)
-        await self._call(sub.review_channel, "chat_update", channel=sub.review_channel, ts=sub.review_ts,
-                         text=text, blocks=blocks)
+        await self._with_blocks(sub.review_channel, "chat_update", text, blocks, channel=sub.review_channel,
+                                ts=sub.review_ts)
         return "updated"
 
     def _load_followup(self, followup_id: int) -> FollowUp:

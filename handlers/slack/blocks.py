@@ -13,7 +13,9 @@ from bot.record import EvidenceRecord
 SECTION_MAX = 3000
 FIELD_MAX = 2000
 MAX_FIELDS = 10
+NAME_MAX = 300  # a submitter's name or address as shown: room for any real one
 READ_ACTION = "review_read"
+VERDICT = "verdict"  # the block_id of the decision's line, once there is one
 BUTTONS = (("approve", "Approve", "primary"), ("reject", "Reject", "danger"),
            ("needs_info", "Request more information", None), ("edit", "Edit fields", None))
 
@@ -35,8 +37,11 @@ def submitter_line(rec: EvidenceRecord, slack_user_id: str | None) -> str:
         return "Submitter: _confidential (asked not to be named)_"
     if slack_user_id:
         return f"Submitter: <@{slack_user_id}>"  # our own mention of the verified Slack user, not user text
-    who = " ".join(x for x in (mrkdwn.escape(rec.submitter_name), f"&lt;{mrkdwn.escape(rec.submitter_email)}&gt;"
-                                  if rec.submitter_email else "") if x)
+    # Both come from the message's From header, which has no length limit: cut each, or a long
+    # display name makes the whole summary invalid_blocks and the record never reaches review.
+    who = " ".join(x for x in (mrkdwn.safe(rec.submitter_name, NAME_MAX),
+                               f"&lt;{mrkdwn.safe(rec.submitter_email, NAME_MAX)}&gt;"
+                               if rec.submitter_email else "") if x)
     return f"Submitter: {who or 'unknown'}"
 
 
@@ -113,8 +118,8 @@ def summary_blocks(
         who = f" by {_person(decided_by)}" if decided_by else ""
         when = f" on {decided_at}" if decided_at else ""
         why = f"\nReason: {mrkdwn.escape(reason)}" if reason else ""
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": mrkdwn.cut(f"*{verdict}*{who}{when}{why}", SECTION_MAX)}})
+        blocks.append({"type": "section", "block_id": VERDICT, "text": {
+            "type": "mrkdwn", "text": mrkdwn.cut(f"*{verdict}*{who}{when}{why}", SECTION_MAX)}})
     return fallback, blocks
 
 
@@ -124,3 +129,19 @@ def _person(actor: str) -> str:
     if kind == "slack" and name.isalnum():
         return f"<@{name}>"
     return mrkdwn.escape(name or actor)
+
+
+FALLBACK_NOTE = ":warning: Slack could not show this summary in full: *Read in full* shows the whole record."
+
+
+def fallback_blocks(text: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plainest summary, for when Slack refuses `blocks`: the reference and title (`text`, the
+    summary's fallback text, already escaped and cut) with "Read in full", the note, and what
+    belongs to the decision (the buttons, or the verdict), which hold no submitter text but the
+    reviewer's reason, cut."""
+    read = next((b["accessory"] for b in blocks[:1] if "accessory" in b), None)
+    head: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.cut(text, SECTION_MAX)}}
+    if read is not None:
+        head["accessory"] = read
+    out = [head, {"type": "context", "elements": [{"type": "mrkdwn", "text": FALLBACK_NOTE}]}]
+    return out + [b for b in blocks[1:] if b.get("type") == "actions" or b.get("block_id") == VERDICT]

@@ -191,6 +191,33 @@ def values_of(view: Mapping[str, Any]) -> dict[str, str | None]:
     return out
 
 
+def initial_values(view: Mapping[str, Any]) -> dict[str, str | None]:
+    """What each input of a submitted view was opened with, {block_id: text}, read from the view's
+    own blocks (Slack sends them back with the state); the same shape as `values_of`."""
+    out: dict[str, str | None] = {}
+    for block in view.get("blocks") or []:
+        if not isinstance(block, dict) or block.get("type") != "input" or not block.get("block_id"):
+            continue
+        element = block.get("element") or {}
+        if "options" in element:
+            out[block["block_id"]] = (element.get("initial_option") or {}).get("value")
+        else:
+            out[block["block_id"]] = element.get("initial_value")
+    return out
+
+
+def touched(view: Mapping[str, Any]) -> dict[str, str | None]:
+    """The inputs of a submitted view whose value the person changed from what the form showed.
+
+    A form prefilled from a record holds a copy of it as it was when opened (one-line inputs cut
+    to 500 characters): saving every input would put that copy back over a colleague's
+    correction, an erasure, or the uncut text. Without the view's blocks, every input counts.
+    """
+    values = values_of(view)
+    shown = initial_values(view)
+    return {k: v for k, v in values.items() if k not in shown or (v or "").strip() != (shown[k] or "").strip()}
+
+
 _LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 
 

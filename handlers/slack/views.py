@@ -116,7 +116,7 @@ def register(app: AsyncApp, services: Services) -> None:
         user_id = body["user"]["id"]
         first = modals.EDIT_FIELDS[0][0]
         reference = modals.parse_metadata(view.get("private_metadata")).get("reference")
-        changes, errors = parse_edit(modals.values_of(view))
+        changes, errors = parse_edit(modals.touched(view))
         if errors:
             await ack(response_action="errors", errors={k: _error(v) for k, v in errors.items()})
             return
