@@ -113,6 +113,74 @@ async def test_a_post_that_got_through_before_a_crash_is_not_repeated(db_url: st
         assert recorded_ts(engine)[ref] == slack.posted_messages(CHANNEL)[0]["ts"]
 
 
+def _as_if_sent_then_lost(engine: Engine, kind: str) -> OutboxItem:
+    """The outbox item of `kind`, as a worker leaves it that sent it and died before recording it."""
+    with unit_of_work(engine) as s:
+        item = s.execute(select(OutboxItem).where(col(OutboxItem.kind) == kind)).scalar_one()
+        s.execute(update(OutboxItem).where(OutboxItem.id == item.id)
+                  .values(status="sending", locked_by="dead-worker", locked_until=utcnow()))
+        s.expunge(item)
+        return item
+
+
+def _keyed(messages: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    return [m for m in messages if '"key": "' + key + '"' in str(m.get("metadata")).replace("'", '"')]
+
+
+async def test_a_thread_reply_that_got_through_before_a_crash_is_not_repeated(db_url: str, engine: Engine) -> None:
+    """A follow-up's reply lives in the summary's thread, which conversations.history does not list."""
+    from tests.test_withdraw import _reply
+
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        (ref,) = file_records(engine, settings, 1)
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: recorded_ts(engine)[ref])
+        _reply(engine, settings, ref, "More detail: the bins were missed for weeks.", sender="ann0@example.org")
+        item = _as_if_sent_then_lost(engine, "slack_thread")
+        parent = recorded_ts(engine)[ref]
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
+        await asyncio.sleep(0.3)  # Slack's pace for the channel, after the summary's post
+        await client.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="Follow-up: earlier", metadata={
+            "event_type": "evidence_bot_outbox", "event_payload": {"key": item.key}})
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: slack.calls_to("conversations.replies"))
+            await wait_for(lambda: _outbox_status(engine, item.id) == "done")
+        replies = [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts") == parent]
+        assert len(replies) == 1 and len(_keyed(replies, item.key)) == 1
+
+
+async def test_a_direct_message_that_got_through_before_a_crash_is_not_repeated(db_url: str, engine: Engine) -> None:
+    from bot.outbox_kinds import SLACK_DM
+    from storage.outbox import enqueue
+
+    async with FakeSlack(post_interval=0.2) as slack:
+        settings = slack_settings(db_url, slack)
+        with unit_of_work(engine) as s:
+            enqueue(s, key="slack_dm:receipt:EV-000009", kind=SLACK_DM, recipient="U0ANN",
+                    payload={"user": "U0ANN", "text": "Thank you: your reference is EV-000009."})
+        item = _as_if_sent_then_lost(engine, SLACK_DM)
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
+        im = str((await client.conversations_open(users="U0ANN"))["channel"]["id"])
+        await client.chat_postMessage(channel=im, text="Thank you: your reference is EV-000009.", metadata={
+            "event_type": "evidence_bot_outbox", "event_payload": {"key": item.key}})
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: _outbox_status(engine, item.id) == "done")
+        assert len(slack.posted_messages(im)) == 1
+        # Not resumed: sent as ever, now with the key that would find it after a crash.
+        with unit_of_work(engine) as s:
+            enqueue(s, key="slack_dm:receipt:EV-000010", kind=SLACK_DM, recipient="U0ANN",
+                    payload={"user": "U0ANN", "text": "Thank you: your reference is EV-000010."})
+        async with Service(settings, smtp=False, slack_post_interval=0.2):
+            await wait_for(lambda: len(slack.posted_messages(im)) == 2)
+        assert len(_keyed(slack.posted_messages(im), "slack_dm:receipt:EV-000010")) == 1
+
+
+def _outbox_status(engine: Engine, item_id: int | None) -> str:
+    with unit_of_work(engine) as s:
+        return str(s.execute(select(col(OutboxItem.status)).where(col(OutboxItem.id) == item_id)).scalar_one())
+
+
 async def test_a_decision_updates_the_summary_in_place(db_url: str, engine: Engine) -> None:
     async with FakeSlack(post_interval=0.2) as slack:
         settings = slack_settings(db_url, slack)

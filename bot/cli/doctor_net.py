@@ -24,7 +24,7 @@ TIMEOUT = 10
 # The bot scopes of deploy/slack-app-manifest.yml (tests/test_doctor.py keeps the two in step):
 # the manifest is not installed with the package, the doctor must work without it.
 BOT_SCOPES = ("commands", "chat:write", "chat:write.public", "im:write", "usergroups:read", "users:read",
-              "channels:history", "files:write", "groups:history")
+              "channels:history", "files:write", "groups:history", "im:history")
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-app-manifest.yml"
 
 

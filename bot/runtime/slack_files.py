@@ -165,7 +165,7 @@ class SlackFiles:
             await self._note(item, progress)
         if todo.left_out and not progress.left_out_ts:
             key = f"{item.key}:left_out"
-            found = await self.p._find_posted(channel, key) if item.resumed else None
+            found = await self.p._find_posted(channel, key, thread_ts=ts) if item.resumed else None
             if found is None:
                 lines = "\n".join(f"• {mrkdwn.escape(name)}: {mrkdwn.escape(why)}" for name, why in todo.left_out)
                 posted = await self.p._call(channel, "chat_postMessage", channel=channel, thread_ts=ts,

@@ -107,11 +107,18 @@ class SlackPerformer:
             log.warning("Slack refused the blocks of %s (%s); sending the plain form", text.split(":", 1)[0], e)
         return await self._call(pace_key, method, text=text, blocks=fallback_blocks(text, blocks), **kwargs)
 
-    async def _find_posted(self, channel: str, key: str) -> str | None:
-        """The ts of a message we already posted for this outbox key, if an earlier try got through."""
+    async def _find_posted(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
+        """The ts of a message we already posted for this outbox key, if an earlier try got through.
+
+        A reply in a thread is not in the channel's history, only in the thread's replies: looked
+        for there, or a resumed follow-up or campaign member would be posted a second time."""
         try:
-            data = await self._call(channel, "conversations_history", channel=channel, limit=200,
-                                    include_all_metadata=True)
+            if thread_ts:
+                data = await self._call(channel, "conversations_replies", channel=channel, ts=thread_ts, limit=200,
+                                        include_all_metadata=True)
+            else:
+                data = await self._call(channel, "conversations_history", channel=channel, limit=200,
+                                        include_all_metadata=True)
         except delivery.PermanentFailure:
             return None
         for m in data.get("messages", []):
@@ -164,7 +171,7 @@ class SlackPerformer:
             if not (parent_channel and parent_ts):
                 raise delivery.TemporaryFailure("the campaign's card is not posted yet")
             channel, thread = parent_channel, {"thread_ts": parent_ts}
-        ts = await self._find_posted(channel, item.key) if item.resumed else None
+        ts = await self._find_posted(channel, item.key, thread_ts=thread.get("thread_ts")) if item.resumed else None
         if ts is None:
             text, blocks = self._blocks(sub, rec)
             data = await self._with_blocks(channel, "chat_postMessage", text, blocks, channel=channel,
@@ -231,7 +238,7 @@ class SlackPerformer:
                 return "nothing was posted"
             await self._call(sub.review_channel, "chat_update", channel=sub.review_channel, ts=ts, text=text)
             return "updated"
-        if item.resumed and (ts := await self._find_posted(sub.review_channel, item.key)):
+        if item.resumed and (ts := await self._find_posted(sub.review_channel, item.key, thread_ts=sub.review_ts)):
             return f"{THREAD_POSTED}{ts}"
         posted = await self._call(sub.review_channel, "chat_postMessage", channel=sub.review_channel,
                                   thread_ts=sub.review_ts, text=text,
@@ -243,5 +250,8 @@ class SlackPerformer:
         user = str(item.payload["user"])
         opened = await self._call(user, "conversations_open", users=user)
         channel = str((opened.get("channel") or {}).get("id") or user)
-        await self._call(channel, "chat_postMessage", channel=channel, text=str(item.payload["text"]))
+        if item.resumed and await self._find_posted(channel, item.key):
+            return "sent before"  # an earlier try got through, then its worker died
+        await self._call(channel, "chat_postMessage", channel=channel, text=str(item.payload["text"]),
+                         metadata={"event_type": METADATA_EVENT, "event_payload": {"key": item.key}})
         return "sent"

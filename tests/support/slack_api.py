@@ -138,7 +138,8 @@ class FakeSlack:
         self.member_of: set[str] = set()
         # What Slack reports in the x-oauth-scopes header of every answer to the bot token.
         self.scopes: list[str] = ["commands", "chat:write", "chat:write.public", "im:write", "usergroups:read",
-                                  "users:read", "channels:history", "files:write", "groups:history"]
+                                  "users:read", "channels:history", "files:write", "groups:history",
+                                  "im:history"]
 
         self._posted: list[JsonDict] = []
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
@@ -524,6 +525,24 @@ class FakeSlack:
         found = []
         for (ch, _ts), m in sorted(self.messages.items(), key=lambda kv: kv[0][1], reverse=True):
             if ch != channel or m.get("thread_ts"):
+                continue
+            out = {k: v for k, v in m.items() if k != "channel" and (with_meta or k != "metadata")}
+            if isinstance(out.get("metadata"), str):
+                out["metadata"] = json.loads(out["metadata"])
+            found.append(out)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
+    def _m_conversations_replies(self, args: JsonDict) -> JsonDict:
+        """A thread, oldest first, its parent included; metadata only when asked for, as Slack does."""
+        channel = self._resolve_channel(args.get("channel"))
+        ts = args.get("ts")
+        if not isinstance(ts, str) or (channel, ts) not in self.messages:
+            raise _SlackError("thread_not_found")
+        limit = int(args.get("limit") or 1000)
+        with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for (ch, m_ts), m in sorted(self.messages.items(), key=lambda kv: kv[0][1]):
+            if ch != channel or (m_ts != ts and m.get("thread_ts") != ts):
                 continue
             out = {k: v for k, v in m.items() if k != "channel" and (with_meta or k != "metadata")}
             if isinstance(out.get("metadata"), str):
