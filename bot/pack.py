@@ -7,8 +7,13 @@ JSONL. The same rules apply to every format, because every format leaves the bui
 - withdrawn records are never included, whatever status is asked for;
 - records marked "not for publication" are left out, unless `include_unpublished` builds the
   internal pack, in which case they are included and marked "Not for publication" everywhere;
-- anonymous (and not-for-publication) records carry no submitter name or e-mail address, and the
-  name is scrubbed from their own text (summary, body, attachment names and text, follow-ups);
+- anonymous (and not-for-publication) records carry no submitter name, e-mail address or Slack
+  user, and the name is scrubbed from their own text (summary, body, attachment names and text,
+  follow-ups), with the names their address or Slack handle spells ("bob.hidden") and the full
+  names of whoever wrote the messages they forwarded; the full names of every contributor who is
+  not named go from every record, whatever the status of their own;
+- direction overrides (U+202E and kin) are dropped from every text: they make text read as
+  something else;
 - nobody's e-mail address is exported (named contributors are named, not made contactable), and
   personal contact details in any evidence text become "[contact details removed]" (bot.redact);
 - Message-IDs are dropped: they often embed the sender's address and mean nothing to a reader.
@@ -27,6 +32,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from bot import campaigns, redact
 from bot.convert import record_from_submission
@@ -263,25 +269,72 @@ _TEXT_FIELDS = ("title", "project", "public_body", "supplier", "service_area", "
                 "summary", "body", "decision_reason")
 
 
-def _patterns(rec: EvidenceRecord, other_names: Iterable[str | None],
-              elsewhere: Sequence[re.Pattern[str]]) -> list[re.Pattern[str]]:
-    own = redact.name_patterns([rec.submitter_name, *other_names], [rec.submitter_email]) if _hidden(rec) else []
-    return own + list(elsewhere)
+@dataclass(frozen=True)
+class Elsewhere:
+    """The full names of every contributor who is not named (any status: someone whose evidence is
+    not for publication, pending or withdrawn must not be named in someone else's), which go from
+    every record's text and attachment names, not only their own."""
+
+    patterns: Sequence[re.Pattern[str]] = ()
+    sequences: frozenset[tuple[str, ...]] = frozenset()
+
+    @classmethod
+    def of(cls, names: Iterable[str | None]) -> Elsewhere:
+        names = list(names)
+        return cls(redact.name_patterns(names, parts=False), redact.full_names(names))
+
+
+# How the parser heads a forwarded message: "Forwarded message from Robert Hidden <r@x>, subject ...".
+_FORWARDED_FROM = re.compile(r"^Forwarded message from ([^<>\n]+?)\s*(?:<[^>\n]*>)?(?:, subject .*)?:$", re.MULTILINE)
+
+
+def _forwarded_names(rec: EvidenceRecord) -> list[str]:
+    """Who wrote the messages an anonymous contributor forwarded: most often themself, at work."""
+    return [m.group(1) for m in _FORWARDED_FROM.finditer(rec.body or "")]
+
+
+@dataclass(frozen=True)
+class _Names:
+    patterns: list[re.Pattern[str]]
+    words: frozenset[str]
+    sequences: frozenset[tuple[str, ...]]
+
+
+def _names(rec: EvidenceRecord, other_names: Iterable[str | None], other_emails: Iterable[str | None],
+           elsewhere: Elsewhere) -> _Names:
+    if not _hidden(rec):
+        return _Names(list(elsewhere.patterns), frozenset(), elsewhere.sequences)
+    names = [rec.submitter_name, *other_names]
+    emails = [rec.submitter_email, *other_emails]
+    # A forwarded author's full name only: the parts of "Capita Customer Services" are not a person's.
+    # Full names first: once a part has gone ("Robert [name removed]"), the whole no longer matches.
+    forwarded = _forwarded_names(rec)
+    pats = redact.name_patterns(forwarded, parts=False) + list(elsewhere.patterns) + redact.name_patterns(names, emails)
+    if rec.submitter_slack_id:
+        # Their Slack user ID too: their own text may mention it ("<@U0123>", from a message shortcut).
+        pats.append(re.compile(rf"(?<![A-Za-z0-9]){re.escape(rec.submitter_slack_id)}(?![A-Za-z0-9])"))
+    return _Names(
+        pats,
+        redact.name_words(names, emails),
+        elsewhere.sequences | redact.full_names(forwarded),
+    )
 
 
 def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = (),
-                  elsewhere: Sequence[re.Pattern[str]] = ()) -> EvidenceRecord:
+                  other_emails: Iterable[str | None] = (), elsewhere: Elsewhere = Elsewhere()) -> EvidenceRecord:
     """A copy of `rec` fit to leave the service (see the module docstring for the rules).
 
-    `other_names`: more names of this record's contributor (how they signed a follow-up).
-    `elsewhere`: the full names of the pack's anonymous contributors, which go from every record's
-    text, not only their own ("Bob Hidden told me ..." in someone else's evidence).
+    `other_names`, `other_emails`: more names and addresses of this record's contributor (how they
+    signed a follow-up, and from where).
+    `elsewhere`: the names that go from every record (see Elsewhere).
     """
     hidden = _hidden(rec)
-    pats = _patterns(rec, other_names, elsewhere)
+    names = _names(rec, other_names, other_emails, elsewhere)
+    pats = names.patterns
     changes: dict[str, Any] = {k: redact.scrub(getattr(rec, k), pats) for k in _TEXT_FIELDS}
     changes["attachments"] = [
-        AttachmentInfo(redact.scrub(a.filename, pats), a.content_type, a.size, a.sha256, redact.scrub(a.text, pats))
+        AttachmentInfo(redact.scrub_filename(a.filename, pats, names.words, names.sequences), a.content_type,
+                       a.size, a.sha256, redact.scrub(a.text, pats))
         for a in rec.attachments
     ]
     # A Slack user ID identifies its owner as surely as an address: it goes like the address.
@@ -297,7 +350,8 @@ def _display_name(name: str | None) -> str | None:
     name gives the address itself as the name); None when nothing but contact details was there."""
     if not name:
         return None
-    left = " ".join(redact.scrub_contacts(name).replace(redact.CONTACT, " ").split()).strip(" <>()\"',;")
+    left = " ".join(redact.scrub_contacts(redact.strip_bidi(name)).replace(redact.CONTACT, " ").split())
+    left = left.strip(" <>()\"',;")
     return left or None
 
 
@@ -322,12 +376,13 @@ def _facts(rec: EvidenceRecord) -> list[tuple[str, str]]:
 
 
 def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[FollowUp],
-                 elsewhere: Sequence[re.Pattern[str]] = ()) -> PackRecord:
+                 elsewhere: Elsewhere = Elsewhere()) -> PackRecord:
     hidden = _hidden(rec)
     # A follow-up may sign off differently ("A. Example"): those names go too on an anonymous record.
     other = [f.sender_name for f in followups] if hidden else []
-    clean = redact_record(rec, other_names=other, elsewhere=elsewhere)
-    pats = _patterns(rec, other, elsewhere)
+    other_emails = [f.sender_email for f in followups] if hidden else []
+    clean = redact_record(rec, other_names=other, other_emails=other_emails, elsewhere=elsewhere)
+    pats = _names(rec, other, other_emails, elsewhere).patterns
     ref = rec.reference or f"record {sub.id}"
     return PackRecord(
         record=clean,
@@ -389,8 +444,10 @@ def collect(
         atts = repo.attachments_of(s, submission_ids=ids)
         followups = repo.followups_for(s, submission_ids=ids)
         # Anonymous contributors' full names (only full names: a first name shared with someone
-        # else is not theirs) are scrubbed from every record, not only their own.
-        elsewhere = redact.name_patterns([x.submitter_name for x in subs if x.publication != "named"], parts=False)
+        # else is not theirs) are scrubbed from every record, not only their own; every such
+        # contributor's, not only those in this pack (see Elsewhere).
+        elsewhere = Elsewhere.of(s.exec(select(Submission.submitter_name).where(
+            Submission.publication != "named", col(Submission.submitter_name).is_not(None))).all())
         camp = campaigns.info(s, subs)
         groups: dict[int, list[Submission]] = {}
         for x in subs:

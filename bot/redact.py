@@ -8,7 +8,8 @@ by every export. Two jobs:
   Each becomes `[contact details removed]`; an address spread over street, town and postcode on
   one line becomes one marker rather than three.
 - `scrub_names` removes an anonymous contributor's name (and the local part of their e-mail
-  address) wherever it appears in their own text: signatures, "I, Ann Example, ...", possessives.
+  address) wherever it appears in their own text: signatures, "I, Ann Example, ...", possessives;
+  `scrub_filename` does the same for attachment names, where names are written "Ann_Example".
 
 Both err on the side of removing too much: a published pack that names someone who asked not to be
 named cannot be recalled, while an over-eager marker costs a reader a few words.
@@ -27,8 +28,11 @@ _EMAIL = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
 # "ann [at] example [dot] org" and "ann (at) example (dot) org": the usual attempts to dodge harvesters.
+# It starts only where a word starts: from every position inside a long run of word characters (a
+# PDF's text without spaces, a base64 blob) the scan went to the run's end, quadratic in its length,
+# and one 200,000-character attachment held up an export for a quarter of an hour.
 _EMAIL_SPELLED = re.compile(
-    r"[\w.+-]+\s*[\[(]\s*at\s*[\])]\s*[\w-]+(?:\s*[\[(]\s*dot\s*[\])]\s*[\w-]+)+", re.IGNORECASE
+    r"(?<![\w.+-])[\w.+-]+\s*[\[(]\s*at\s*[\])]\s*[\w-]+(?:\s*[\[(]\s*dot\s*[\])]\s*[\w-]+)+", re.IGNORECASE
 )
 
 # UK telephone numbers: national (020 7946 0000, 0161 496 0000, 07700 900123, 07700900123,
@@ -96,6 +100,23 @@ _HONORIFICS = frozenset({
 })
 
 
+def _natural_order(name: str) -> str:
+    """A name as the text writes it: Outlook shows a colleague as "Hidden, Robert"."""
+    if name.count(",") != 1:
+        return name
+    last, first = name.split(",")
+    return " ".join(f"{first} {last}".split())
+
+
+_HANDLE_SEPARATOR = re.compile(r"[._+\d]")
+
+
+def handle_words(handle: str) -> list[str]:
+    """The words of a name written as an address's local part or a handle: "bob.hidden77" and
+    "Bob_Hidden" give ["bob", "hidden"] and ["Bob", "Hidden"]; initials and honorifics are left out."""
+    return [w for w in re.findall(r"[^\W\d_]+", handle) if len(w) >= 2 and w.lower() not in _HONORIFICS]
+
+
 def name_patterns(
     names: Iterable[str | None], emails: Iterable[str | None] = (), *, parts: bool = True
 ) -> list[re.Pattern[str]]:
@@ -108,14 +129,10 @@ def name_patterns(
     """
     literal: set[str] = set()
     exact: set[str] = set()
-    for raw in names:
-        name = " ".join((raw or "").replace('"', " ").split())
-        if not name or "@" in name:
-            continue
-        words = [w.strip(".,") for w in name.split()]
-        words = [w for w in words if len(w) >= 2 and w.lower() not in _HONORIFICS and w[0].isalpha()]
+
+    def add(words: list[str]) -> None:
         if not words or (not parts and len(words) < 2):
-            continue  # a one-word name, matched anywhere in any case, would take ordinary words with it
+            return  # a one-word name, matched anywhere in any case, would take ordinary words with it
         literal.add(r"\s+".join(re.escape(w) for w in words))
         if len(words) >= 2:
             literal.add(re.escape(words[-1]) + r",\s*" + r"\s+".join(re.escape(w) for w in words[:-1]))
@@ -124,12 +141,36 @@ def name_patterns(
                 if len(piece) >= 2:
                     exact.add(piece[0].upper() + piece[1:])
                     exact.add(piece.upper())
+
+    for raw in names:
+        name = " ".join(strip_bidi(raw or "").replace('"', " ").split())
+        if not name or "@" in name:
+            continue
+        name = _natural_order(name)
+        words = [w.strip(".,") for w in name.split()]
+        add([w for w in words if len(w) >= 2 and w.lower() not in _HONORIFICS and w[0].isalpha()])
+        if len(words) == 1 and _HANDLE_SEPARATOR.search(name):
+            # A Slack handle ("bob.hidden") is written as a name in the text: "Bob Hidden".
+            literal.add(re.escape(name))
+            add(handle_words(name))
     for e in emails:
         local = (e or "").split("@", 1)[0].strip()
         if len(local) >= 3:
             literal.add(re.escape(local))
-    pats = [re.compile(rf"(?<!\w){p}(?!\w)", re.IGNORECASE) for p in sorted(literal, key=len, reverse=True)]
-    pats += [re.compile(rf"(?<!\w){re.escape(p)}(?!\w)") for p in sorted(exact, key=len, reverse=True)]
+            # An address with no display name still names its owner: bob.hidden@ signs "Bob Hidden".
+            # Only a local part of two or more words: a lone word ("payroll") is already matched whole.
+            if len(pieces := handle_words(local)) >= 2:
+                add(pieces)
+    # One alternation each, longest first, so the leftmost mention is taken whole: applied one after
+    # another, "Hidden, Bob" took the middle of "Bob Hidden, BOB HIDDEN, bob hidden" first and left
+    # the last "hidden" behind, in lower case, where no part pattern finds it.
+    pats = []
+    if literal:
+        alts = "|".join(sorted(literal, key=len, reverse=True))
+        pats.append(re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE))
+    if exact:
+        alts = "|".join(re.escape(p) for p in sorted(exact, key=len, reverse=True))
+        pats.append(re.compile(rf"(?<!\w)(?:{alts})(?!\w)"))
     return pats
 
 
@@ -142,9 +183,85 @@ def scrub_names(text: str, patterns: Iterable[re.Pattern[str]]) -> str:
     return re.sub(rf"{re.escape(NAME)}(?:\s+{re.escape(NAME)})+", NAME, text)
 
 
+def name_words(names: Iterable[str | None], emails: Iterable[str | None] = ()) -> frozenset[str]:
+    """The words of these people's names (and of their addresses' local parts), in lower case,
+    for `scrub_filename`."""
+    words: set[str] = set()
+    for n in names:
+        if n and "@" not in n:
+            words.update(handle_words(n))
+    for e in emails:
+        words.update(handle_words((e or "").split("@", 1)[0]))
+    return frozenset(w.casefold() for w in words)
+
+
+def full_names(names: Iterable[str | None]) -> frozenset[tuple[str, ...]]:
+    """Names of two words or more as lower-case word sequences, for `scrub_filename`."""
+    out = {tuple(w.casefold() for w in words) for n in names
+           if n and "@" not in n and len(words := handle_words(_natural_order(n))) >= 2}
+    return frozenset(out)
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+_FILENAME_GAP = re.compile(r"[\s_.+-]*")
+
+
+def _name_tokens(text: str) -> list[tuple[int, int]]:
+    """Where the words of a file name are: runs of letters, split where CamelCase starts a word."""
+    spans = []
+    for m in _LETTERS.finditer(text):
+        start = m.start()
+        for i in range(m.start() + 1, m.end()):
+            if text[i].isupper() and text[i - 1].islower():
+                spans.append((start, i))
+                start = i
+        spans.append((start, m.end()))
+    return spans
+
+
+def scrub_filename(filename: str | None, patterns: Iterable[re.Pattern[str]] = (),
+                   words: frozenset[str] = frozenset(),
+                   sequences: Iterable[tuple[str, ...]] = ()) -> str | None:
+    """An attachment's name with contact details and names out, as `scrub` does for text, and
+    also names written the way file names are: "Bob_Hidden_statement.pdf", "bob-hidden.docx",
+    "BobHidden.pdf". `words` (from `name_words`) go wherever they are a word of the name, in any
+    case; `sequences` (from `full_names`) only as the whole name."""
+    out = scrub(filename, patterns)
+    if not out or not (words or sequences):
+        return out
+    spans = _name_tokens(out)
+    folded = [out[a:b].casefold() for a, b in spans]
+    hit = [f in words for f in folded]
+    for seq in sequences:
+        n = len(seq)
+        for i in range(len(spans) - n + 1):
+            if tuple(folded[i:i + n]) == seq and all(
+                    _FILENAME_GAP.fullmatch(out, spans[j][1], spans[j + 1][0]) for j in range(i, i + n - 1)):
+                hit[i:i + n] = [True] * n
+    pieces, pos = [], 0
+    for (a, b), h in zip(spans, hit, strict=True):
+        if h:
+            pieces += [out[pos:a], NAME]
+            pos = b
+    pieces.append(out[pos:])
+    return re.sub(rf"{re.escape(NAME)}(?:[\s_.+-]*{re.escape(NAME)})+", NAME, "".join(pieces))
+
+
+# The explicit direction controls (embeddings, overrides, isolates): invisible, and a U+202E in a
+# name turns the rest of its line round, so "Ann\u202e (EV-000001)" reads "Ann )100000-VE(" and a
+# crafted one can make a heading or file name say something else. Text in any script reads the
+# same without them; the marks LRM and RLM, which reorder nothing around them, stay.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_bidi(text: str) -> str:
+    """`text` without direction embeddings, overrides and isolates."""
+    return _BIDI_CONTROLS.sub("", text) if text else text
+
+
 def scrub(text: str | None, patterns: Iterable[re.Pattern[str]] = ()) -> str | None:
-    """Contact details out, then names: contacts first so an address like ann.example@x.org goes
-    whole instead of leaving its domain behind once the name part is gone."""
+    """Direction controls out, contact details out, then names: contacts first so an address like
+    ann.example@x.org goes whole instead of leaving its domain behind once the name part is gone."""
     if text is None:
         return None
-    return scrub_names(scrub_contacts(text), patterns)
+    return scrub_names(scrub_contacts(strip_bidi(text)), patterns)
