@@ -512,6 +512,14 @@ def test_summary_under_a_covering_note_comes_from_the_attachment(name: str, summ
     assert rec.body is not None and "attached" in rec.body  # the body itself is still the covering note
 
 
+def test_a_sender_name_longer_than_anyones_is_cut() -> None:
+    raw = ('From: "' + "Ann " * 600 + '" <ann@example.org>\r\nSubject: Evidence\r\n\r\nIt failed.\r\n').encode()
+    rec = parse_email(raw)
+    assert rec.submitter_name is not None and len(rec.submitter_name) <= 200
+    assert rec.submitter_name.startswith("Ann Ann") and rec.submitter_email == "ann@example.org"
+    assert any("cut to 200" in w for w in rec.parse_warnings)
+
+
 def test_clean_body_reply_pointing_below_keeps_the_history() -> None:
     """"See below" and nothing else: the quoted history is the evidence, not noise to drop."""
     text = (

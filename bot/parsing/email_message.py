@@ -35,6 +35,8 @@ from bot.record import SUMMARY_MAX, AttachmentInfo, Channel, EvidenceRecord, Kin
 MAX_BODY_PART_CHARS = 1_000_000
 MAX_BODY_CHARS = 300_000
 MAX_MULTIPART_DEPTH = 40
+NAME_MAX = 200  # characters of a sender's display name kept
+COVER_NOTE_MAX = 200  # characters: a body this short beside an attachment with text is a cover note
 
 _MSGIDS = re.compile(r"<[^<>\s]+>")
 _STUB = re.compile(
@@ -116,6 +118,11 @@ def _fill_parsed(record: EvidenceRecord, msg: Message, prefix: str, envelope_fro
         addr = None
     if not addr and envelope_from and envelope_from.strip() not in ("", "<>"):
         addr = usable_address(envelope_from.strip().strip("<>").strip().lower())
+    if name and len(name) > NAME_MAX:
+        # A display name has no length limit; a name longer than anyone's is cut where it is read,
+        # so no summary, receipt or pack has to cope with a page of it.
+        record.parse_warnings.append(f"the sender's name is {len(name)} characters long: cut to {NAME_MAX}")
+        name = name[:NAME_MAX].rstrip()
     record.submitter_name, record.submitter_email = name, addr
     if record.received_at is None:
         record.received_at = _date(msg)
@@ -506,9 +513,6 @@ def _apply_fields(record: EvidenceRecord, body: str, title: str) -> None:
         record.parse_warnings.append(f"summary failed: {type(exc).__name__}")
         summary = _fallback_summary(source)
     record.summary = (summary or "").strip()[:SUMMARY_MAX] or title or None
-
-
-COVER_NOTE_MAX = 200  # characters: a body this short beside an attachment with text is a cover note
 
 
 def _fallback_summary(text: str) -> str:
