@@ -247,6 +247,19 @@ def scrub_filename(filename: str | None, patterns: Iterable[re.Pattern[str]] = (
     return re.sub(rf"{re.escape(NAME)}(?:[\s_.+-]*{re.escape(NAME)})+", NAME, "".join(pieces))
 
 
+def word_set(texts: Iterable[str | None]) -> frozenset[str]:
+    """Every word of `texts` in lower case, CamelCase runs also split ("BobHidden": bob, hidden,
+    bobhidden): a name can be mentioned in them only if each of its words is here."""
+    out: set[str] = set()
+    for text in texts:
+        if not text:
+            continue
+        text = strip_bidi(text)
+        out.update(m.group(0).casefold() for m in _LETTERS.finditer(text))
+        out.update(text[a:b].casefold() for a, b in _name_tokens(text))
+    return frozenset(out)
+
+
 # The explicit direction controls (embeddings, overrides, isolates): invisible, and a U+202E in a
 # name turns the rest of its line round, so "Ann\u202e (EV-000001)" reads "Ann )100000-VE(" and a
 # crafted one can make a heading or file name say something else. Text in any script reads the

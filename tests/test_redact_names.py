@@ -37,3 +37,22 @@ def test_a_surname_first_name_is_found_in_the_usual_order() -> None:
 def test_a_file_name_keeps_what_is_not_a_name() -> None:
     assert scrub_filename("annual_report_2020.pdf", name_patterns(["Ann Example"])) == "annual_report_2020.pdf"
     assert scrub_filename(None) is None
+
+
+def test_elsewhere_keeps_only_the_names_a_record_can_mention() -> None:
+    """The pack narrows every contributor's name to those whose words all occur in the record (a
+    set look-up), so thousands of contributors do not cost a big pattern per record; nothing that
+    could be mentioned may be narrowed away."""
+    from bot.pack import Elsewhere
+
+    every = Elsewhere.of(["Robert Hidden", "Hidden, Carol", "Dan Quiet", "Eve", None])
+    assert every.within(["Robert Hidden told me."]).names == ("Robert Hidden",)
+    assert every.within(["CAROL HIDDEN saw it"]).names == ("Hidden, Carol",)
+    assert every.within(["notes_RobertHidden.pdf"]).names == ("Robert Hidden",)
+    assert every.within(["Dan said it was quiet", None]).names == ("Dan Quiet",)  # both words: kept
+    assert every.within(["Dan saw Robert"]).names == ()
+    narrowed = every.within(["Robert Hidden and Carol Hidden were there."])
+    from bot import redact
+
+    assert redact.scrub("Robert Hidden and Carol Hidden were there.", narrowed.patterns) == (
+        f"{redact.NAME} and {redact.NAME} were there.")
