@@ -38,6 +38,7 @@ from sqlmodel import col, select
 from bot import campaigns, redact
 from bot.convert import record_from_submission
 from bot.parsing.fields import prose_of
+from bot.privacy import ERASED
 from bot.record import JSON_KEYS, AttachmentInfo, EvidenceRecord, Status
 from bot.settings import Settings, get_settings
 from bot.templating import render as render_template
@@ -366,8 +367,8 @@ def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()
 def _display_name(name: str | None) -> str | None:
     """A named contributor's name with any address in it taken out (a From: header with no display
     name gives the address itself as the name); None when nothing but contact details was there."""
-    if not name:
-        return None
+    if not name or name.strip() == ERASED:
+        return None  # erased: the record reads as an unnamed contributor's, not as "[erased]"'s
     left = " ".join(redact.scrub_contacts(redact.strip_bidi(name)).replace(redact.CONTACT, " ").split())
     left = left.strip(" <>()\"',;")
     return left or None

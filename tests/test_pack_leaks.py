@@ -146,3 +146,17 @@ def test_direction_overrides_do_not_reach_any_export(engine: Engine, settings: S
     _absent(out, rlo, "Hidden")
     assert f"Written evidence submitted by Ann Named ({named})" in out["html"]
     assert "The contract failed." in out["html"] and "costingstxt.exe" in out["html"]
+
+
+def test_an_erased_contributor_is_an_unnamed_one(engine: Engine, db_url: str, settings: Settings) -> None:
+    """After erasure the pack says "an unnamed contributor", never "submitted by [erased]"."""
+    from bot import privacy
+
+    raw = (b"From: Ann Example <ann@example.org>\r\nTo: evidence@localhost\r\nSubject: Bins\r\n"
+           b"Message-ID: <erased-1@example.org>\r\n\r\nKent County Council's bin contract failed.\r\n")
+    ref = _file(engine, settings, raw, "ann@example.org")
+    _approve(engine, settings, ref)
+    privacy.erase(engine, privacy.Subject.of(email="ann@example.org"))
+    for fmt, out in _exports(engine, db_url).items():
+        assert "submitted by [erased]" not in out and "[erased] (" not in out, fmt
+    assert "an unnamed contributor" in _exports(engine, db_url)["md"]
