@@ -6,12 +6,11 @@ door apply exactly the same rules.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.parsing.money import parse_money
+from bot.parsing.money import is_negative, parse_money
 from bot.record import Outcome, Status
 
 UNDECIDED = frozenset({Status.RECEIVED, Status.NEEDS_INFO})
@@ -78,10 +77,6 @@ class Reviewers:
         return any(user_id in set(group_members.get(g, ())) for g in self.groups)
 
 
-# A minus sign or dash before the first digit, the word "minus", or an accountant's "(£5m)".
-_NEGATIVE = re.compile(r"^[^\d]*(?:[-\u2212\u2012-\u2015\ufe63\uff0d]|\bminus\b|\bnegative\b)|^\s*\(.*\)\s*$",
-                       re.IGNORECASE)
-
 EDITABLE = ("title", "project", "public_body", "supplier", "service_area", "outcome", "contract_value_gbp",
             "savings_gbp", "period", "confidential", "declared_interests", "summary", "publication")
 
@@ -100,7 +95,7 @@ def parse_edit(values: Mapping[str, str | None]) -> tuple[dict[str, object], dic
                 continue
             # parse_money finds the figure in "-£5m" or "minus £5m" and drops the sign: here that
             # would store a loss the reviewer typed as a saving of the same size.
-            if _NEGATIVE.search(text):
+            if is_negative(text):
                 errors[name] = "Amounts cannot be negative: give the sum as a positive amount"
                 continue
             value = parse_money(text)

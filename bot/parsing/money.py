@@ -211,6 +211,21 @@ def find_money(text: str, lenient: bool = False) -> list[MoneyMatch]:
     return kept
 
 
+# A minus sign or dash before the first digit, the word "minus", or an accountant's "(£5m)"; a
+# dash between two figures ("£5m-£10m") is a range, not a sign.
+_NEGATIVE = re.compile(r"^[^\d]*(?:[-\u2212\u2012-\u2015\ufe63\uff0d]|\bminus\b|\bnegative\b)|^\s*\(.*\)\s*$",
+                       re.IGNORECASE)
+
+
+def is_negative(text: str) -> bool:
+    """True if `text` writes its amount as negative ("-£5m", "−£5m", "£-5m", "minus £5m", "(£5m)").
+
+    parse_money finds the figure in these and drops the sign (every amount here is non-negative),
+    so a form that takes an amount must refuse them rather than store the loss as a gain.
+    """
+    return _NEGATIVE.search(text) is not None
+
+
 def parse_money(text: str) -> int | None:
     """The first amount of money in `text` as whole pounds, or None.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.parsing.fields import extract_fields, make_summary
-from bot.parsing.money import parse_money
+from bot.parsing.money import is_negative, parse_money
 from bot.record import Channel, EvidenceRecord, Kind, Outcome
 
 # The modal's inputs, in order: (name, label, multiline, required)
@@ -25,6 +25,8 @@ FORM = (
 )
 OUTCOMES = (("success", "Success"), ("failure", "Failure"), ("mixed", "Mixed"), ("unknown", "Not sure yet"))
 MAX_EVIDENCE = 3000  # Slack's own limit for a plain_text_input
+NOT_MONEY = "Not an amount of money: try £45m, £750k or 4,200,000"
+NEGATIVE = "Please give a positive amount: a loss or an overspend goes in your account of what happened"
 
 
 def validate(values: dict[str, str | None]) -> dict[str, str]:
@@ -35,9 +37,22 @@ def validate(values: dict[str, str | None]) -> dict[str, str]:
             errors[name] = "Please tell us what happened" if name == "evidence" else f"{label} is needed"
     for name in ("contract_value", "savings"):
         text = (values.get(name) or "").strip()
-        if text and parse_money(text) is None:
-            errors[name] = "Not an amount of money: try £45m, £750k or 4,200,000"
+        if not text:
+            continue
+        value = parse_money(text)
+        # parse_money drops the sign: "-£5m" of savings would be stored as £5m saved. Only text with
+        # a figure in it is called negative; "n/a - unknown" is simply not money.
+        if is_negative(text) and (value is not None or any(c.isdigit() for c in text)):
+            errors[name] = NEGATIVE
+        elif value is None:
+            errors[name] = NOT_MONEY
     return errors
+
+
+def _amount(text: str | None) -> int | None:
+    """The form's amount; None for a negative one, which validate() refuses (the sign would be lost)."""
+    text = (text or "").strip()
+    return None if not text or is_negative(text) else parse_money(text)
 
 
 def _publication(chosen: str | None, confidential: str | None, from_text: str) -> str:
@@ -75,8 +90,8 @@ def record_from_form(
         supplier=_clean(values.get("supplier")) or found.supplier,
         service_area=_clean(values.get("service_area")) or found.service_area,
         outcome=outcome,
-        contract_value_gbp=parse_money(values.get("contract_value") or "") or found.contract_value_gbp,
-        savings_gbp=parse_money(values.get("savings") or "") or found.savings_gbp,
+        contract_value_gbp=_amount(values.get("contract_value")) or found.contract_value_gbp,
+        savings_gbp=_amount(values.get("savings")) or found.savings_gbp,
         period=_clean(values.get("period")) or found.period,
         confidential=(values.get("confidential") == "yes") or found.confidential,
         publication=_publication(values.get("publication"), values.get("confidential"), found.publication),
