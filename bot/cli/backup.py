@@ -33,10 +33,16 @@ def run(settings: Settings, target: Path, *, force: bool) -> int:
     source = Path(url.database or "")
     if not url.database or url.database == ":memory:" or not source.is_file():
         raise UserError(f"no SQLite database at {source} (DATABASE_URL)")
-    if target.exists() and not force:
-        raise UserError(f"{target} exists; choose another name or add --force to replace it")
     if target.resolve() == source.resolve():
         raise UserError("FILE is the database itself; choose another name")
+    if any(target.resolve() == Path(f"{source}{s}").resolve() for s in ("-wal", "-shm", "-journal")):
+        raise UserError(f"{target} is one of the database's own files; choose another name")
+    if target.is_dir():  # --force or not: a folder is not replaced by a file
+        raise UserError(f"{target} is a folder; name the backup file, e.g. {target / 'evidence-backup.db'}")
+    if not target.parent.is_dir():
+        raise UserError(f"cannot write {target}: no such folder {target.parent}")
+    if target.exists() and not force:
+        raise UserError(f"{target} exists; choose another name or add --force to replace it")
     started = time.monotonic()
     size, records, messages = copy_sqlite(source, target)
     print(f"backed up {source} to {target}: {size:,} bytes, {records} record(s), {messages} stored message(s), "
@@ -81,7 +87,11 @@ def copy_sqlite(source: Path, target: Path) -> tuple[int, int, int]:
     finally:
         src.close()
     _fsync(tmp)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # not left beside FILE, a database-sized copy nobody asked for
+        raise UserError(f"cannot write {target}: {e.strerror or e}") from None
     _fsync(target.parent)  # the rename itself reaches the disk
     return target.stat().st_size, records, messages
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -60,6 +61,11 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        _refuse_newer_schema(engine)
+    finally:
+        engine.dispose()
     upgrade(settings.database_url)
     print("database is up to date", file=sys.stderr)
     return 0
@@ -86,8 +92,29 @@ def migrated_engine(settings: Settings) -> Engine:
     """The database engine, or one clear line if the database needs `db upgrade` first."""
     engine = make_engine(settings.database_url)
     if not is_up_to_date(engine):
+        _refuse_newer_schema(engine)
         raise UserError("the database is not migrated; run: evidence-bot db upgrade")
     return engine
+
+
+def _refuse_newer_schema(engine: Engine) -> None:
+    """One clear line for a database a newer evidence-bot has migrated: "run db upgrade" sent the
+    operator round in a circle (`db upgrade` failed with Alembic's "Can't locate revision")."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from storage.migrate import alembic_config, current_revision
+
+    current = current_revision(engine)
+    if current is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        script.get_revision(current)
+    except CommandError:
+        raise UserError(f"the database's schema ({current}) is from a newer evidence-bot than this one "
+                        f"(which knows up to {script.get_current_head()}); run the newer version, "
+                        "or restore a backup taken before it") from None
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -226,12 +253,54 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    try:
-        args.output.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot write {args.output}: {e.strerror}") from None
+    write_output(args.output, text, settings)
     print(f"wrote {args.output} ({len(built.records)} record(s))", file=sys.stderr)
     return 0
+
+
+def database_files(settings: Settings) -> list[Path]:
+    """The SQLite database's file and the files SQLite keeps beside it (none on PostgreSQL)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return []
+    db = Path(url.database)
+    return [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def write_output(target: Path, text: str, settings: Settings) -> None:
+    """Writes an export to `target` whole or not at all: never over the database (`-o evidence.db`
+    replaced the records with the export), and an existing file is replaced only once the new one
+    is complete (a full disk left it cut short, the earlier export lost)."""
+    if target.is_dir():
+        raise UserError(f"cannot write {target}: it is a folder; name a file in it")
+    try:
+        if target.exists() and not target.is_file():  # /dev/stdout, a pipe: written as it is
+            with target.open("w", encoding="utf-8") as f:
+                f.write(text)
+            return
+        final = target.resolve()  # through a symlink: the file it points to is replaced, not the link
+        if any(final == f.resolve() for f in database_files(settings)):
+            raise UserError(f"cannot write {target}: it is the database (DATABASE_URL); choose another name")
+        mode = final.stat().st_mode & 0o7777 if final.exists() else None
+    except OSError as e:
+        raise UserError(f"cannot write {target}: {e.strerror or e}") from None
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {target}: {e.strerror or e}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:

@@ -136,4 +136,23 @@ def messages(path: Path) -> Iterator[Found]:
     raw = path.read_bytes()
     if not raw.strip():
         raise UnreadableMail(f"{path} is empty")
+    _check_is_mail(path, raw)
     yield Found(raw, _from_header(raw), str(path), arrived_at(raw))
+
+
+# The first bytes of the compressed files an mbox or .eml is most often kept in.
+_COMPRESSED = {b"\x1f\x8b": ("gzip", "gunzip"), b"BZh": ("bzip2", "bunzip2"), b"\xfd7zXZ\x00": ("xz", "unxz"),
+               b"(\xb5/\xfd": ("zstd", "unzstd"), b"PK\x03\x04": ("zip", "unzip")}
+# A message starts with a header field: a name of printable ASCII but ":", then ":" (RFC 5322 s.2.2).
+_FIRST_HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+
+
+def _check_is_mail(path: Path, raw: bytes) -> None:
+    """One file given to `import` that is neither an mbox nor a message (a gzip'd mbox, a PDF, a
+    text file) is refused: stored, it became a record of binary noise with a reference."""
+    for magic, (kind, tool) in _COMPRESSED.items():
+        if raw.startswith(magic):
+            raise UnreadableMail(f"{path} is {kind}-compressed; decompress it first (e.g. {tool}) and import that")
+    if not _FIRST_HEADER.match(raw.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")):
+        raise UnreadableMail(f"{path} is not an e-mail message or mbox: it does not start with a header "
+                             "such as 'From:' or 'Received:'")

@@ -97,8 +97,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _search_words_first(argv: list[str]) -> list[str]:
+    """`search payroll -Capita` as README.md has it: argparse took `-Capita` (an exclusion) for an
+    unknown option and refused the search. The search's own options stay options; every other
+    argument is a word, passed after `--` so that one starting with "-" stays a word."""
+    if argv[:1] != ["search"]:
+        return argv  # (the only options before a command, --help and --version, end the program)
+    at = 1
+    takes_value = {"--status", "--limit"}
+    known = takes_value | {"--json", "--reindex", "--help", "-h"}
+    options: list[str] = []
+    words: list[str] = []
+    rest = argv[at:]
+    k = 0
+    while k < len(rest):
+        a = rest[k]
+        if a == "--":
+            words.extend(rest[k + 1 :])
+            break
+        if a.startswith("--") or a == "-h":
+            options.append(a)
+            # --stat payroll: argparse's own prefix matching decides, so an abbreviation keeps its value
+            name = a.split("=", 1)[0]
+            full = [o for o in known if o.startswith(name)]
+            if "=" not in a and len(full) == 1 and full[0] in takes_value and k + 1 < len(rest):
+                options.append(rest[k + 1])
+                k += 1
+        else:
+            words.append(a)
+        k += 1
+    return [*argv[:at], *options, "--", *words] if words else [*argv[:at], *options]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_search_words_first(list(sys.argv[1:] if argv is None else argv)))
     json_logs = False
     try:
         from bot.settings import load_settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.cli.errors import UserError
@@ -82,6 +83,11 @@ def cmd_purge(args: argparse.Namespace, engine: Engine, *, ask: Ask | None = Non
         statuses = privacy.parse_statuses(args.status)
     except privacy.PrivacyError as e:
         raise UserError(str(e)) from None
+    try:
+        datetime.now(UTC) - age
+    except OverflowError:  # 99999y: "OverflowError: date value out of range" was all it said
+        raise UserError(f"--older-than {args.older_than.strip()} reaches back before the year 1; "
+                        "no record is that old") from None
     planned = privacy.purge(engine, older_than=age, statuses=statuses, dry_run=True)
     if not planned.records:
         print(f"nothing to purge: no {'/'.join(statuses)} record older than {args.older_than.strip()}")
