@@ -61,6 +61,33 @@ def is_up_to_date(engine: Engine) -> bool:
         return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) == [head]
 
 
+def newer_schema(engine: Engine) -> str | None:
+    """The database's revision when this version does not know it (a newer evidence-bot migrated
+    the database), else None."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    current = current_revision(engine)
+    if current is None:
+        return None
+    try:
+        ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(current)
+    except CommandError:
+        return current
+    return None
+
+
+def not_migrated(engine: Engine) -> NotMigrated:
+    """What to tell an operator whose database is not at this version's schema: `db upgrade`, or,
+    for a database a newer version migrated, not that ("Can't locate revision" would follow)."""
+    newer = newer_schema(engine)
+    if newer is not None:
+        return NotMigrated(f"the database's schema ({newer}) is from a newer evidence-bot than this one (which "
+                           f"knows up to {head_revision()}); run the newer version, or restore a backup taken "
+                           "before it")
+    return NotMigrated("the database is not migrated; run: evidence-bot db upgrade")
+
+
 _ASSIGN = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(?:['\"]([^'\"]+)['\"]|None)\s*$", re.MULTILINE)
 
 

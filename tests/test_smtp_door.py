@@ -18,10 +18,10 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot.runtime.service import NotMigrated, Service
+from bot.runtime.service import Service
 from bot.settings import Settings
 from storage.db import make_engine, unit_of_work
-from storage.migrate import upgrade
+from storage.migrate import NotMigrated, upgrade
 from storage.models import FollowUp, Inbound, OutboxItem, Submission
 from tests.conftest import make_settings
 from tests.support.full_disk import nearly_full_engine
@@ -372,6 +372,19 @@ async def test_a_stop_leaves_the_backlog_for_the_next_start(db_url: str) -> None
 async def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     with pytest.raises(NotMigrated, match="evidence-bot db upgrade"):
         async with Service(make_settings(f"sqlite:///{tmp_path}/new.db")):
+            pass
+
+
+async def test_serve_on_a_database_from_a_newer_version_says_so(tmp_path: Path) -> None:
+    """Not "run db upgrade", which would fail in its turn ("Can't locate revision")."""
+    url = f"sqlite:///{tmp_path}/newer.db"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(NotMigrated, match=r"\(9999\) is from a newer evidence-bot"):
+        async with Service(make_settings(url)):
             pass
 
 

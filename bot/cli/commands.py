@@ -100,21 +100,10 @@ def migrated_engine(settings: Settings) -> Engine:
 def _refuse_newer_schema(engine: Engine) -> None:
     """One clear line for a database a newer evidence-bot has migrated: "run db upgrade" sent the
     operator round in a circle (`db upgrade` failed with Alembic's "Can't locate revision")."""
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
+    from storage.migrate import newer_schema, not_migrated
 
-    from storage.migrate import alembic_config, current_revision
-
-    current = current_revision(engine)
-    if current is None:
-        return
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    try:
-        script.get_revision(current)
-    except CommandError:
-        raise UserError(f"the database's schema ({current}) is from a newer evidence-bot than this one "
-                        f"(which knows up to {script.get_current_head()}); run the newer version, "
-                        "or restore a backup taken before it") from None
+    if newer_schema(engine) is not None:
+        raise UserError(str(not_migrated(engine)))
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:

@@ -30,7 +30,7 @@ from bot.settings import Settings
 from handlers import webhooks
 from handlers.smtp import EvidenceHandler, protocol_factory, tls_context
 from storage.db import make_engine
-from storage.migrate import NotMigrated, is_up_to_date
+from storage.migrate import is_up_to_date, not_migrated
 from storage.repo import InboundDraft
 from storage.writer import GroupCommitter, Stored
 
@@ -152,7 +152,7 @@ class Service:
         # answer; a 0.5 ms interval keeps the door's latency close to the disk's.
         sys.setswitchinterval(0.0005)
         if not await asyncio.to_thread(is_up_to_date, self.engine):
-            raise NotMigrated("the database is not migrated; run: evidence-bot db upgrade")
+            raise await asyncio.to_thread(not_migrated, self.engine)
         loop = asyncio.get_running_loop()
         self.committer.start()
         self._tasks.append(loop.create_task(self._process_loop(), name="processor"))
