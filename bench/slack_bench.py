@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import intake  # noqa: E402
+from bot import drafts, intake  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from storage.db import make_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -49,7 +49,7 @@ def fill_backlog(url: str, n: int) -> None:
         raw = (f"From: Sender {i} <s{i}@example.org>\r\nTo: evidence@localhost\r\nSubject: Evidence {i}\r\n"
                f"Message-ID: <bench-{i}@example.org>\r\n\r\nPublic body: Kent County Council\r\nOutcome: mixed\r\n"
                "\r\nThe contract saved money but service levels fell.\r\n").encode()
-        intake.store_now(engine, intake.draft(raw, envelope_from=f"s{i}@example.org", rcpts=["evidence@localhost"]))
+        intake.store_now(engine, drafts.draft(raw, envelope_from=f"s{i}@example.org", rcpts=["evidence@localhost"]))
     while intake.process_pending(engine, settings, limit=200):
         pass
     engine.dispose()

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
-from bot.intake import draft
+from bot.drafts import draft
 from handlers.smtp_data import OneBufferDATA, fix_mmap_threshold
 from handlers.smtp_limits import TOO_FAST, ConnectionGate, MessageRate, client_key, plain_ip
 from storage.writer import GroupCommitter, Stored

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot import acks, campaigns, intake, outbox_kinds, pack, similarity
+from bot import acks, campaigns, drafts, intake, outbox_kinds, pack, similarity
 from bot.convert import record_from_submission
 from bot.corroboration import keys as corroboration_keys
 from bot.decisions import decide_campaign
@@ -182,7 +182,7 @@ def member_text(i: int) -> str:
 
 def file_mails(engine: Engine, settings: Settings, raws: list[bytes]) -> list[str]:
     for raw in raws:
-        intake.store_now(engine, intake.draft(raw, envelope_from=None, rcpts=["evidence@localhost"]))
+        intake.store_now(engine, drafts.draft(raw, envelope_from=None, rcpts=["evidence@localhost"]))
     return [f.reference or "" for f in intake.process_pending(engine, settings, limit=len(raws))]
 
 
@@ -229,7 +229,7 @@ def test_thirty_two_mails_make_one_campaign_and_others_stay_apart(engine: Engine
 
 def test_concurrent_filings_make_one_campaign(engine: Engine, settings: Settings) -> None:
     raws = [mail(i, NAMES[i], member_text(i)) for i in range(10)]
-    ids = [intake.store_now(engine, intake.draft(r, envelope_from=None, rcpts=["evidence@localhost"]))[0]
+    ids = [intake.store_now(engine, drafts.draft(r, envelope_from=None, rcpts=["evidence@localhost"]))[0]
            for r in raws]
     errors: list[BaseException] = []
 
@@ -261,7 +261,7 @@ def test_automatic_mail_and_follow_ups_never_join(engine: Engine, settings: Sett
             b"Auto-Submitted: auto-replied\r\nMessage-ID: <auto-c@example.org>\r\n\r\n"
             + member_text(2).encode() + b"\r\n")
     for raw in (reply, auto):
-        intake.store_now(engine, intake.draft(raw, envelope_from=None, rcpts=["evidence@localhost"]))
+        intake.store_now(engine, drafts.draft(raw, envelope_from=None, rcpts=["evidence@localhost"]))
     outcomes = sorted(f.outcome for f in intake.process_pending(engine, settings))
     assert outcomes == ["automatic", "follow_up"]
     with unit_of_work(engine) as s:

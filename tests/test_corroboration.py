@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot import intake
+from bot import drafts, intake
 from bot.corroboration import corroborating, keys, normalise_body, normalise_supplier
 from bot.decisions import decide, edit_fields
 from bot.review import Action
@@ -83,7 +83,7 @@ def _file(engine: Engine, settings: Settings, n: int, body: str | None, supplier
     m["Message-ID"] = f"<corr-{n}@example.org>"
     lines = [f"Public body: {body}" if body else "", f"Supplier: {supplier}" if supplier else ""]
     m.set_content("\n".join(x for x in lines if x) + "\n\nThe contract went badly in several ways.\n")
-    intake.store_now(engine, intake.draft(bytes(m), envelope_from=f"p{n}@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(bytes(m), envelope_from=f"p{n}@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference
     return filed.reference

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake
+from bot import drafts, intake
 from bot.decisions import decide, edit_fields
 from bot.review import Action, ReviewError
 from bot.settings import Settings
@@ -22,7 +22,7 @@ from tests.test_intake import GOOD
 
 
 def _file_one(engine: Engine, settings: Settings, raw: bytes = GOOD) -> str:
-    intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference
     return filed.reference
@@ -86,7 +86,7 @@ def test_needs_info_then_the_answer_puts_it_back_in_review(engine: Engine, setti
     reply = (b"From: Ann Example <ann@example.org>\r\nTo: evidence@localhost\r\n"
              b"Subject: Re: [" + ref.encode() + b"] Your evidence\r\nMessage-ID: <r-1@example.org>\r\n\r\n"
              b"From 2016 to 2021.\r\n")
-    intake.store_now(engine, intake.draft(reply, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(reply, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert (filed.outcome, filed.reference) == ("follow_up", ref)
     with unit_of_work(engine) as s:

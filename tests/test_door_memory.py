@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent("""
     import asyncio, gc, json, sys
-    from bot.intake import draft
+    from bot.drafts import draft
     from handlers.smtp_data import fix_mmap_threshold
     from storage.db import make_engine
     from storage.migrate import upgrade

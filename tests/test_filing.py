@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot import filing, intake
+from bot import drafts, filing, intake
 from bot.settings import Settings
 from storage import search
 from storage.db import make_engine, unit_of_work
@@ -90,9 +90,9 @@ def store(engine: Engine, items: list[bytes | dict[str, Any]]) -> list[int]:
     ids = []
     for item in items:
         if isinstance(item, dict):
-            d = intake.slack_draft(**item)
+            d = drafts.slack_draft(**item)
         else:
-            d = intake.draft(item, envelope_from=None, rcpts=["evidence@localhost"], peer="import")
+            d = drafts.draft(item, envelope_from=None, rcpts=["evidence@localhost"], peer="import")
         # One arrival time in both databases: it shows in the acknowledgements' text.
         ids.append(intake.store_now(engine, dataclasses.replace(d, received_at=ARRIVED))[0])
     return ids

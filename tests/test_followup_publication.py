@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot import acks, intake
+from bot import acks, drafts, intake
 from bot.parsing.fields import is_confidential_request, publication_from_text
 from bot.settings import Settings
 from storage import repo
@@ -25,7 +25,7 @@ ANONYMOUS = NAMED.replace(b"It failed.", b"It failed. I would like to remain ano
 
 
 def _file(engine: Engine, settings: Settings, raw: bytes) -> str:
-    intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference
     return filed.reference

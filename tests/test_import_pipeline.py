@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bot import intake
+from bot import drafts, intake
 from bot.cli import import_pipeline
 from bot.filed import Parsed
 from bot.settings import Settings
@@ -39,7 +39,7 @@ def store(engine: Engine, n: int) -> list[int]:
     ids = []
     with unit_of_work(engine) as s:
         for i in range(n):
-            d = intake.draft(message(i), envelope_from=f"witness{i}@example.org", rcpts=["evidence@localhost"],
+            d = drafts.draft(message(i), envelope_from=f"witness{i}@example.org", rcpts=["evidence@localhost"],
                              peer="import")
             inbound_id, created = insert_inbound(s, draft=d)
             assert created

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake
+from bot import drafts, intake
 from bot.settings import Settings
 from storage.db import unit_of_work
 from storage.models import Attachment, Inbound, OutboxItem, Submission
@@ -23,12 +23,12 @@ GOOD = (
 
 
 def test_message_id_and_dedupe_key_ignore_transport_differences() -> None:
-    assert intake.message_id_of(GOOD) == "<w-1@example.org>"
+    assert drafts.message_id_of(GOOD) == "<w-1@example.org>"
     relayed = b"Received: from mx.example.org by us\r\n\tfor <evidence@localhost>\r\n" + GOOD
-    assert intake.dedupe_key(relayed) == intake.dedupe_key(GOOD)
-    assert intake.dedupe_key(GOOD.replace(b"\r\n", b"\n")) == intake.dedupe_key(GOOD)
-    assert intake.dedupe_key(GOOD.replace(b"reliable", b"late")) != intake.dedupe_key(GOOD)
-    assert intake.message_id_of(b"Subject: none\r\n\r\nbody") is None
+    assert drafts.dedupe_key(relayed) == drafts.dedupe_key(GOOD)
+    assert drafts.dedupe_key(GOOD.replace(b"\r\n", b"\n")) == drafts.dedupe_key(GOOD)
+    assert drafts.dedupe_key(GOOD.replace(b"reliable", b"late")) != drafts.dedupe_key(GOOD)
+    assert drafts.message_id_of(b"Subject: none\r\n\r\nbody") is None
 
 
 def test_broken_mime_is_kept_and_flagged(engine: Engine, settings: Settings) -> None:
@@ -36,7 +36,7 @@ def test_broken_mime_is_kept_and_flagged(engine: Engine, settings: Settings) -> 
         b"From: Bob <bob@example.org>\r\nSubject: Evidence\r\nMIME-Version: 1.0\r\n"
         b'Content-Type: multipart/mixed; boundary="nothere"\r\n\r\nno boundary ever appears\r\n'
     )
-    intake.store_now(engine, intake.draft(raw, envelope_from="bob@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from="bob@example.org", rcpts=["evidence@localhost"]))
     filed = intake.process_pending(engine, settings)
     assert [f.outcome for f in filed] == ["evidence"]
     with unit_of_work(engine) as s:
@@ -52,7 +52,7 @@ def test_a_parser_crash_never_loses_the_message(
     def broken(*args: object, **kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     monkeypatch.setattr(intake, "parse_email", broken)
     filed = intake.process_pending(engine, settings)
     assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001")]
@@ -67,7 +67,7 @@ def test_a_parser_crash_never_loses_the_message(
 
 
 def test_processing_twice_files_once(engine: Engine, settings: Settings) -> None:
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     with unit_of_work(engine) as s:
         (inbound_id,) = s.execute(select(col(Inbound.id))).scalars().all()
     first = intake.process_inbound(engine, settings, inbound_id=inbound_id)
@@ -83,7 +83,7 @@ def test_processing_twice_files_once(engine: Engine, settings: Settings) -> None
 def test_reference_numbers_skip_automatic_mail(engine: Engine, settings: Settings) -> None:
     auto = GOOD.replace(b"Subject: Evidence: waste", b"Auto-Submitted: auto-replied\r\nSubject: Away")
     for raw in [GOOD, auto, GOOD.replace(b"w-1@", b"w-2@")]:
-        intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+        intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     intake.process_pending(engine, settings)
     with unit_of_work(engine) as s:
         rows = s.execute(select(col(Submission.kind), col(Submission.reference)).order_by(col(Submission.id))).all()
@@ -95,12 +95,12 @@ def test_a_batch_with_repeats_stores_each_message_once(engine: Engine) -> None:
 
     insert_inbound_batch = FastInboundInsert(engine.dialect)
     other = GOOD.replace(b"w-1@", b"w-9@")
-    first = intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"])
+    first = drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"])
     with engine.begin() as conn:
         before = insert_inbound_batch(conn, [first])
-    drafts = [intake.draft(r, envelope_from="a@b.c", rcpts=["evidence@localhost"]) for r in (other, GOOD, other)]
+    batch = [drafts.draft(r, envelope_from="a@b.c", rcpts=["evidence@localhost"]) for r in (other, GOOD, other)]
     with engine.begin() as conn:
-        result = insert_inbound_batch(conn, drafts)
+        result = insert_inbound_batch(conn, batch)
     (first_id, created), = before
     assert created
     assert result[1] == (first_id, False)  # stored by the earlier batch
@@ -112,7 +112,7 @@ def test_a_batch_with_repeats_stores_each_message_once(engine: Engine) -> None:
 async def test_a_parser_that_runs_too_long_is_stopped_and_the_message_kept(engine: Engine, settings: Settings) -> None:
     from bot.runtime.processor import Processor
 
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     # A limit no worker process can meet (it has not even started): the parse is abandoned.
     processor = Processor(engine, settings, time_limit=0.001)
     try:
@@ -130,7 +130,7 @@ async def test_a_parser_that_runs_too_long_is_stopped_and_the_message_kept(engin
 async def test_the_service_processor_files_in_a_worker_process(engine: Engine, settings: Settings) -> None:
     from bot.runtime.processor import Processor
 
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     processor = Processor(engine, settings)
     try:
         filed = await processor.process_pending()
@@ -157,7 +157,7 @@ async def test_a_parser_process_killed_mid_batch_costs_no_message_and_files_none
     ids = []
     for i in range(40):
         raw = GOOD.replace(b"<w-1@", f"<w-kill-{i}@".encode()).replace(b"reliable", f"reliable {i}".encode())
-        ids.append(intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org",
+        ids.append(intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org",
                                                          rcpts=["evidence@localhost"]))[0])
     processor = Processor(engine, settings)
     try:
@@ -196,8 +196,8 @@ def test_an_address_longer_than_any_mail_system_takes_is_not_kept(engine: Engine
     for the submitter's address (and the receipt's recipient): the message must still be filed,
     with no address and no receipt, and the mail behind it too."""
     long_raw = GOOD.replace(b"ann@example.org", _sender(300).encode()).replace(b"<w-1@", b"<w-long@")
-    intake.store_now(engine, intake.draft(long_raw, envelope_from=_sender(290), rcpts=["evidence@localhost"]))
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(long_raw, envelope_from=_sender(290), rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     filed = intake.process_pending(engine, settings)
     assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001"), ("evidence", "EV-000002")]
     with unit_of_work(engine) as s:
@@ -241,7 +241,7 @@ def test_a_record_the_database_refuses_is_filed_unparsed_and_holds_up_nothing(
     behind it. It is filed as the parser's failures are: without its parsed record, with the error."""
     for i, body in enumerate(["Kent County Council", POISON, "Essex County Council"]):
         raw = GOOD.replace(b"Kent County Council", body.encode()).replace(b"<w-1@", f"<w-p{i}@".encode())
-        intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+        intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     filed = intake.process_pending(engine, settings)
     assert [f.reference for f in filed] == ["EV-000001", "EV-000002", "EV-000003"]
     assert intake.process_pending(engine, settings) == []  # nothing waits, nothing is tried again
@@ -264,7 +264,7 @@ def test_nul_characters_cannot_keep_a_message_out(engine: Engine, settings: Sett
            b'--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename="notes\x00.txt"\r\n\r\n'
            b"Minutes of the\x00 contract board.\r\n"
            b"--b\r\nContent-Type: application/x-" + b"long" * 100 + b"\r\n\r\nbinary\r\n--b--\r\n")
-    intake.store_now(engine, intake.draft(raw, envelope_from="ann\x00@example.org", rcpts=["evidence@localhost"],
+    intake.store_now(engine, drafts.draft(raw, envelope_from="ann\x00@example.org", rcpts=["evidence@localhost"],
                                           helo="mx\x00.example.org"))
     filed = intake.process_pending(engine, settings)
     assert [(f.outcome, f.reference) for f in filed] == [("evidence", "EV-000001")]
@@ -288,9 +288,9 @@ def test_a_long_imap_host_name_still_fits_the_peer_column(engine: Engine, settin
     """The IMAP door names itself "imap:" and the server's host name, which may be 253 characters:
     PostgreSQL refused the insert, and every message in the folder waited for ever."""
     host = ".".join(["a" * 60] * 4) + ".example"
-    d = intake.draft(GOOD, envelope_from=None, rcpts=[], peer=f"imap:{host}")
+    d = drafts.draft(GOOD, envelope_from=None, rcpts=[], peer=f"imap:{host}")
     inbound_id, created = intake.store_now(engine, d)
     assert created
     with unit_of_work(engine) as s:
         inbound = s.get(Inbound, inbound_id)
-        assert inbound is not None and inbound.peer == f"imap:{host}"[:intake.PEER_MAX]
+        assert inbound is not None and inbound.peer == f"imap:{host}"[:drafts.PEER_MAX]

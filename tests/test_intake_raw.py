@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot import intake
+from bot import drafts, intake
 from bot.settings import Settings
 
 
@@ -15,7 +15,7 @@ def test_the_raw_copy_is_read_whole_in_pieces(
 ) -> None:
     monkeypatch.setattr(intake, "RAW_PIECE", 1000)  # PostgreSQL reads it in pieces: several here
     raw = (b"Subject: pieces\r\n\r\n" + bytes(range(256)) * 20)[:size]
-    [(inbound_id, _)] = intake.store_many(engine, [intake.draft(raw, envelope_from="a@example.org",
+    [(inbound_id, _)] = intake.store_many(engine, [drafts.draft(raw, envelope_from="a@example.org",
                                                                 rcpts=["evidence@localhost"])])
     loaded = intake.load_received(engine, settings, inbound_id=inbound_id)
     assert loaded is not None

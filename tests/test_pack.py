@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot import intake, pack
+from bot import drafts, intake, pack
 from bot.decisions import decide
 from bot.review import Action
 from bot.settings import Settings
@@ -73,7 +73,7 @@ def _mail(i: int, name: str, addr: str, subject: str, fields: str, body: str,
 
 
 def _file(engine: Engine, settings: Settings, raw: bytes, sender: str) -> str:
-    intake.store_now(engine, intake.draft(raw, envelope_from=sender, rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from=sender, rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference, filed
     return filed.reference
@@ -86,7 +86,7 @@ def _approve(engine: Engine, settings: Settings, ref: str) -> None:
 def _reply(engine: Engine, settings: Settings, ref: str, i: int, name: str, addr: str, body: str) -> None:
     raw = (f"From: {name} <{addr}>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Your evidence\r\n"
            f"Message-ID: <pack-reply-{i}@example.org>\r\n\r\n{body}\r\n").encode()
-    intake.store_now(engine, intake.draft(raw, envelope_from=addr, rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from=addr, rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert (filed.outcome, filed.reference) == ("follow_up", ref)
 

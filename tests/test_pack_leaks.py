@@ -14,7 +14,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.engine import Engine
 
-from bot import intake, pack
+from bot import drafts, intake, pack
 from bot.redact import NAME
 from bot.settings import Settings
 from tests.test_pack import _approve, _file, _pack
@@ -66,7 +66,7 @@ def test_a_slack_handle_is_a_name_too(engine: Engine, settings: Settings, db_url
         "project": "Payroll", "public_body": "Kent County Council", "supplier": "Capita", "outcome": "failure",
         "publication": "anonymous", "evidence": "I am Carla Quiet and I ran payroll (@carla_quiet). <@U0CARLA>",
     }
-    intake.store_now(engine, intake.slack_draft(view_id="V1", user_id="U0CARLA", user_name="carla_quiet",
+    intake.store_now(engine, drafts.slack_draft(view_id="V1", user_id="U0CARLA", user_name="carla_quiet",
                                                 values=values))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference

@@ -16,7 +16,7 @@ from sqlalchemy import inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake, privacy
+from bot import drafts, intake, privacy
 from bot.cli import privacy as privacy_cli
 from bot.cli.errors import UserError
 from bot.cli.main import build_parser
@@ -45,7 +45,7 @@ def _mail(sender: str, name: str, subject: str, body: str, n: int, *, attachment
 
 
 def _store(engine: Engine, settings: Settings, raw: bytes, sender: str) -> intake.Filed:
-    intake.store_now(engine, intake.draft(raw, envelope_from=sender, rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from=sender, rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     return filed
 
@@ -157,9 +157,9 @@ def test_erase_by_slack_user(engine: Engine, settings: Settings) -> None:
     values: dict[str, str | None] = {"project": "Payroll", "public_body": "Kent County Council",
                                      "supplier": "Capita", "evidence": "Staff were paid late.",
                                      "outcome": "failure"}
-    intake.store_now(engine, intake.slack_draft(view_id="V1", user_id="U0ANN", user_name="ann.example",
+    intake.store_now(engine, drafts.slack_draft(view_id="V1", user_id="U0ANN", user_name="ann.example",
                                                 values=values))
-    intake.store_now(engine, intake.slack_draft(view_id="V2", user_id="U0BOB", user_name="bob", values={
+    intake.store_now(engine, drafts.slack_draft(view_id="V2", user_id="U0BOB", user_name="bob", values={
         **values, "evidence": "As <@U0ANN> said, staff were paid late; U0ANNX is someone else."}))
     filed = intake.process_pending(engine, settings)
     ann_ref, bob_ref = (f.reference for f in filed)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake
+from bot import drafts, intake
 from bot.parsing.email_message import parse_email
 from bot.parsing.fields import extract_fields
 from bot.parsing.slack_form import record_from_form
@@ -64,14 +64,14 @@ def test_late_submissions_are_accepted_and_marked(db_url: str, engine: Engine) -
     assert settings.inquiry_deadline == date(2020, 1, 31)
     raw = (b"From: Ann <ann@example.org>\r\nSubject: Evidence\r\nMessage-ID: <late@x>\r\n\r\n"
            b"Publish: anonymous\r\n\r\nx\r\n")
-    intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     with unit_of_work(engine) as s:
         sub = s.execute(select(Submission)).scalar_one()
     assert filed.reference == "EV-000001" and sub.late and sub.publication == "anonymous"
     on_time = make_settings(db_url, EVIDENCE_INQUIRY_DEADLINE="2999-12-31")
     raw2 = raw.replace(b"<late@x>", b"<ok@x>")
-    intake.store_now(engine, intake.draft(raw2, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw2, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     intake.process_pending(engine, on_time)
     with unit_of_work(engine) as s:
         assert [x.late for x in s.execute(select(Submission).order_by(col(Submission.id))).scalars()] == [True, False]

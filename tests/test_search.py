@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bot import intake
+from bot import drafts, intake
 from bot.decisions import decide, edit_fields
 from bot.review import Action
 from bot.settings import Settings
@@ -37,7 +37,7 @@ def file_mail(engine: Engine, settings: Settings, n: int, *, subject: str, body:
     m.set_content(body)
     if attachment:
         m.add_attachment(attachment[1], maintype="text", subtype="plain", filename=attachment[0])
-    intake.store_now(engine, intake.draft(bytes(m), envelope_from=sender, rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(bytes(m), envelope_from=sender, rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference
     return filed.reference
@@ -210,7 +210,7 @@ def test_automatic_mail_is_not_indexed(engine: Engine, settings: Settings) -> No
     m["Message-ID"] = "<bounce-1@example.org>"
     m["Auto-Submitted"] = "auto-replied"
     m.set_content("Delivery to the following recipient failed permanently: payroll@example.org\n")
-    intake.store_now(engine, intake.draft(bytes(m), envelope_from="", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(bytes(m), envelope_from="", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.outcome == "automatic"
     assert find(engine, "delivery") == []

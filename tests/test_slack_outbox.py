@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake
+from bot import drafts, intake
 from bot.decisions import decide
 from bot.review import Action
 from bot.runtime.service import Service
@@ -43,7 +43,7 @@ def file_records(engine: Engine, settings: Settings, n: int, *, body: str = "It 
     for i in range(n):
         raw = (f"From: Ann <ann{i}@example.org>\r\nTo: evidence@localhost\r\nSubject: Evidence {i}\r\n"
                f"Message-ID: <b-{i}@example.org>\r\n\r\nPublic body: Kent County Council\r\n\r\n{body}\r\n").encode()
-        intake.store_now(engine, intake.draft(raw, envelope_from=f"ann{i}@example.org", rcpts=["evidence@localhost"]))
+        intake.store_now(engine, drafts.draft(raw, envelope_from=f"ann{i}@example.org", rcpts=["evidence@localhost"]))
     return [f.reference or "" for f in intake.process_pending(engine, settings, limit=n)]
 
 
@@ -248,7 +248,7 @@ async def follow_up_in_thread(svc: Service, slack: FakeSlack, ref: str, name: st
     await wait_for(lambda: recorded_ts(svc.engine)[ref])
     reply = (f"From: {name} <ann0@example.org>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received\r\n"
              f"Message-ID: <fu-1@example.org>\r\n\r\n{text}\r\n").encode()
-    intake.store_now(svc.engine, intake.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(svc.engine, drafts.draft(reply, envelope_from="ann0@example.org", rcpts=["evidence@localhost"]))
     await asyncio.to_thread(intake.process_pending, svc.engine, svc.settings)
     svc.worker.wake()
     (threaded,) = await wait_for(lambda: [m for m in slack.posted_messages(CHANNEL) if m.get("thread_ts")])

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake, mrkdwn, outbox_kinds
+from bot import drafts, intake, mrkdwn, outbox_kinds
 from bot.parsing.originals import attachment_bytes
 from bot.runtime.service import Service
 from bot.settings import Settings
@@ -72,7 +72,7 @@ def mail_with_attachments(i: int = 1, *, body: str = "The payroll contract faile
 
 
 def file_mail(engine: Engine, settings: Settings, raw: bytes) -> str:
-    intake.store_now(engine, intake.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings, limit=1)
     assert filed.reference
     return filed.reference

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot import intake
+from bot import drafts, intake
 from bot.review import parse_edit
 from bot.runtime.service import Service
 from storage import repo
@@ -34,7 +34,7 @@ async def env(db_url: str) -> AsyncIterator[Env]:
 
 def file_mail(engine: Engine, settings: Any, raw: str) -> str:
     """One e-mail stored and filed as the SMTP door would; its reference."""
-    intake.store_now(engine, intake.draft(raw.encode(), envelope_from="ann@example.org",
+    intake.store_now(engine, drafts.draft(raw.encode(), envelope_from="ann@example.org",
                                           rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings, limit=1)
     assert filed.reference

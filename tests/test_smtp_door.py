@@ -349,12 +349,12 @@ async def test_sessions_go_on_while_another_writer_holds_the_sqlite_lock(tmp_pat
 async def test_a_stop_leaves_the_backlog_for_the_next_start(db_url: str) -> None:
     """SIGTERM with hundreds of messages still to parse: the service stops after the batch in
     hand (a Procfile host kills it 30 s later otherwise), and the next start files the rest."""
-    from bot import intake
+    from bot import drafts, intake
 
     engine = make_engine(db_url)
     backlog = 400
     for i in range(backlog):
-        intake.store_now(engine, intake.draft(evidence(1000 + i), envelope_from="ann@example.org",
+        intake.store_now(engine, drafts.draft(evidence(1000 + i), envelope_from="ann@example.org",
                                               rcpts=["evidence@localhost"]))
     async with Service(make_settings(db_url), engine=engine, smtp=False) as svc:
         await wait_for(lambda: count(svc.engine, Submission) >= 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 
-from bot import intake
+from bot import drafts, intake
 from bot.settings import Settings
 from storage import search
 from storage.db import make_engine, unit_of_work
@@ -19,7 +19,7 @@ def test_a_read_only_unit_reads_beside_a_writer(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/evidence.db"
     upgrade(url)
     engine = make_engine(url)
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     intake.process_pending(engine, Settings.model_validate({"DATABASE_URL": url}))
     engine.dispose()  # every connection below is opened while the writer holds the lock
     holder = sqlite3.connect(tmp_path / "evidence.db", isolation_level=None)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import intake
+from bot import drafts, intake
 from bot.decisions import decide
 from bot.review import Action, ReviewError
 from bot.settings import Settings
@@ -24,7 +24,7 @@ from tests.test_slack_flows import REVIEW, REVIEWER, STRANGER, SUBMITTER, Env, r
 
 
 def _file_one(engine: Engine, settings: Settings) -> str:
-    intake.store_now(engine, intake.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(GOOD, envelope_from="ann@example.org", rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     assert filed.reference
     return filed.reference
@@ -35,7 +35,7 @@ def _reply(engine: Engine, settings: Settings, ref: str, body: str, *, sender: s
     raw = (f"From: Someone <{sender}>\r\nTo: evidence@localhost\r\nSubject: Re: [{ref}] Received: waste\r\n"
            f"Message-ID: <wd-{n}@example.org>\r\nIn-Reply-To: {in_reply_to}\r\n\r\n{body}\r\n\r\n"
            f"On Mon, 1 Jan 2024, Evidence <evidence@example.org> wrote:\r\n> Thank you for sending evidence\r\n")
-    intake.store_now(engine, intake.draft(raw.encode(), envelope_from=sender, rcpts=["evidence@localhost"]))
+    intake.store_now(engine, drafts.draft(raw.encode(), envelope_from=sender, rcpts=["evidence@localhost"]))
     (filed,) = intake.process_pending(engine, settings)
     return filed
 

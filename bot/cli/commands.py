@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tqdm import tqdm
 
-from bot import authenticity, campaigns
+from bot import authenticity, campaigns, drafts
 from bot.cli.errors import UserError
 from bot.convert import record_from_submission
 from bot.record import JSON_KEYS, EvidenceRecord
@@ -132,7 +132,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             size = 0
 
         for f in tqdm(found, total=total, unit="msg", desc="storing", file=sys.stderr, disable=None):
-            batch.append(intake.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import",
+            batch.append(drafts.draft(f.raw, envelope_from=f.envelope_from, rcpts=[rcpt], peer="import",
                                       received_at=f.received_at))
             size += len(f.raw)
             if len(batch) >= IMPORT_STORE_BATCH or size >= IMPORT_STORE_BYTES:

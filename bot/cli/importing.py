@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
-from bot.intake import header_block
+from bot.drafts import header_block
 
 
 class UnreadableMail(Exception):

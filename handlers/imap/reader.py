@@ -24,7 +24,7 @@ from email.utils import getaddresses, parseaddr
 from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy.engine import Engine
 
-from bot.intake import draft, header_block
+from bot.drafts import draft, header_block
 from bot.settings import Settings
 from handlers.imap import position
 from handlers.imap.client import Credentials, ImapProblem, ImapTarget, Mailbox, close, connect

@@ -15,7 +15,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.decisions import decide, edit_fields
-from bot.intake import process_inbound, slack_draft, store_now
+from bot.drafts import slack_draft
+from bot.intake import process_inbound, store_now
 from bot.parsing.slack_form import validate
 from bot.review import Action, ReviewError, parse_edit
 from bot.runtime.services import Services

@@ -46,7 +46,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from bot.intake import draft
+from bot.drafts import draft
 from bot.settings import Settings
 from handlers.webhooks.bodies import Refuse, form, read_body
 from handlers.webhooks.tokens import FRESHNESS_SECONDS, TokenBook
