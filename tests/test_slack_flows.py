@@ -399,14 +399,18 @@ async def test_reject_form_submitted_by_a_non_reviewer_is_refused(env: Env) -> N
     assert env.submission(reference).status == "received"
 
 
-async def test_needs_info_asks_the_submitter_by_dm(env: Env) -> None:
-    reference, summary = await env.filed()
+async def ask_for_more(env: Env, summary: dict[str, Any], question: str) -> None:
+    """A reviewer clicks "Request more information" on `summary` and sends `question`."""
     await env.click("review_needs_info", summary)
     view = (await wait_until(lambda: env.opened_views("review_needs_info"), what="the question form"))[0]
-    question = "Which year did the contract start? <@U0REV1>"
     assert await env.interact(view_submission_payload(
         "review_needs_info", {"question": {"question": question}}, user_id=REVIEWER,
         private_metadata=view["private_metadata"], view_id="V2")) == ""
+
+
+async def test_needs_info_asks_the_submitter_by_dm(env: Env) -> None:
+    reference, summary = await env.filed()
+    await ask_for_more(env, summary, "Which year did the contract start? <@U0REV1>")
     dms = await wait_until(lambda: [m for m in env.dms_to(SUBMITTER) if "Which year" in m["text"]],
                            what="the question DM")
     assert "Which year did the contract start? &lt;@U0REV1&gt;" in dms[0]["text"]

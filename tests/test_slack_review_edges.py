@@ -22,7 +22,7 @@ from storage import repo
 from storage.db import unit_of_work
 from tests.support.slack_api import FakeSlack, validate_blocks
 from tests.support.slack_requests import view_submission_payload
-from tests.test_slack_flows import REVIEWER, Env, running, state_from_view, text_of, wait_until
+from tests.test_slack_flows import REVIEWER, Env, ask_for_more, running, state_from_view, text_of, wait_until
 from tests.test_slack_outbox import CHANNEL, recorded_ts, slack_settings, wait_for
 
 
@@ -66,12 +66,7 @@ async def test_the_question_asked_shows_on_the_summary(env: Env) -> None:
     """After "Request more information" the summary says what was asked, escaped, not a bare
     "More information requested:" with nothing after it."""
     reference, summary = await env.filed()
-    await env.click("review_needs_info", summary)
-    view = (await wait_until(lambda: env.opened_views("review_needs_info"), what="the question form"))[0]
-    question = "Which year did it start? <!here>"
-    assert await env.interact(view_submission_payload(
-        "review_needs_info", {"question": {"question": question}}, user_id=REVIEWER,
-        private_metadata=view["private_metadata"], view_id="V2")) == ""
+    await ask_for_more(env, summary, "Which year did it start? <!here>")
     after = await env.updated(summary)
     shown = text_of(after["blocks"])
     assert "More information requested: Which year did it start? &lt;!here&gt;" in shown

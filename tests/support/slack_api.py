@@ -83,6 +83,17 @@ class _Fault:
     extra: JsonDict = field(default_factory=dict)
 
 
+def _listing(messages: list[JsonDict], limit: int, with_meta: bool) -> JsonDict:
+    """A page of messages as conversations.history and .replies answer: metadata only when asked for."""
+    found = []
+    for m in messages[:limit]:
+        out = {k: v for k, v in m.items() if k != "channel" and (with_meta or k != "metadata")}
+        if isinstance(out.get("metadata"), str):
+            out["metadata"] = json.loads(out["metadata"])
+        found.append(out)
+    return {"ok": True, "messages": found, "has_more": len(messages) > limit}
+
+
 class _SlackError(Exception):
     """Raised by a method implementation to answer HTTP 200 {"ok": false, "error": ...}."""
 
@@ -522,15 +533,9 @@ class FakeSlack:
         channel = self._resolve_channel(args.get("channel"))
         limit = int(args.get("limit") or 100)
         with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        found = []
-        for (ch, _ts), m in sorted(self.messages.items(), key=lambda kv: kv[0][1], reverse=True):
-            if ch != channel or m.get("thread_ts"):
-                continue
-            out = {k: v for k, v in m.items() if k != "channel" and (with_meta or k != "metadata")}
-            if isinstance(out.get("metadata"), str):
-                out["metadata"] = json.loads(out["metadata"])
-            found.append(out)
-        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+        newest_first = sorted(self.messages.items(), key=lambda kv: kv[0][1], reverse=True)
+        found = [m for (ch, _ts), m in newest_first if ch == channel and not m.get("thread_ts")]
+        return _listing(found, limit, with_meta)
 
     def _m_conversations_replies(self, args: JsonDict) -> JsonDict:
         """A thread, oldest first, its parent included; metadata only when asked for, as Slack does."""
@@ -540,15 +545,9 @@ class FakeSlack:
             raise _SlackError("thread_not_found")
         limit = int(args.get("limit") or 1000)
         with_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        found = []
-        for (ch, m_ts), m in sorted(self.messages.items(), key=lambda kv: kv[0][1]):
-            if ch != channel or (m_ts != ts and m.get("thread_ts") != ts):
-                continue
-            out = {k: v for k, v in m.items() if k != "channel" and (with_meta or k != "metadata")}
-            if isinstance(out.get("metadata"), str):
-                out["metadata"] = json.loads(out["metadata"])
-            found.append(out)
-        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+        oldest_first = sorted(self.messages.items(), key=lambda kv: kv[0][1])
+        found = [m for (ch, m_ts), m in oldest_first if ch == channel and ts in (m_ts, m.get("thread_ts"))]
+        return _listing(found, limit, with_meta)
 
     def _m_conversations_info(self, args: JsonDict) -> JsonDict:
         channel = args.get("channel")
