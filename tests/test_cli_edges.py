@@ -146,3 +146,16 @@ def test_a_database_from_a_newer_version_says_so_instead_of_asking_for_db_upgrad
 def test_purge_with_an_age_beyond_the_calendar_is_one_clear_line(db_url: str) -> None:
     out = one_clear_line(run("purge", "--older-than", "99999y", "--yes", db_url=db_url))
     assert "OverflowError" not in out and "99999y" in out
+
+
+def test_a_database_error_names_the_database_but_never_its_password(tmp_path: Path) -> None:
+    """SQLite's "file is not a database" and "unable to open database file" say which file nowhere."""
+    junk = tmp_path / "notes.db"
+    junk.write_text("not a database")
+    out = one_clear_line(run("list", db_url=f"sqlite:///{junk}"))
+    assert "file is not a database" in out and str(junk) in out
+    missing = tmp_path / "no-such-folder" / "evidence.db"
+    out = one_clear_line(run("list", db_url=f"sqlite:///{missing}"))
+    assert "unable to open database file" in out and str(missing) in out
+    out = one_clear_line(run("list", db_url="postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:9/none"))
+    assert "database unavailable" in out and "s3cret-pw" not in out

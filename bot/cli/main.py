@@ -132,6 +132,7 @@ def _search_words_first(argv: list[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_search_words_first(list(sys.argv[1:] if argv is None else argv)))
     json_logs = False
+    database = ""  # which database, for an error that does not say (SQLite's never does)
     try:
         from bot.settings import load_settings
 
@@ -141,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.basicConfig(level="CRITICAL")
             return doctor.run(as_json=args.json)
         settings = load_settings()
+        database = _where(settings.database_url)
         # The service logs at the configured level; one-shot commands speak only of trouble.
         level = settings.log_level.upper() if args.command == "serve" else "WARNING"
         from bot.runtime import logs
@@ -156,14 +158,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as e:
         if json_logs:  # a log shipper reading JSON lines gets the last word as JSON too
-            logging.getLogger("bot.cli").error("evidence-bot: error: %s", _one_line(e))
+            logging.getLogger("bot.cli").error("evidence-bot: error: %s", _one_line(e, database))
         else:
-            print(f"evidence-bot: error: {_one_line(e)}", file=sys.stderr)
+            print(f"evidence-bot: error: {_one_line(e, database)}", file=sys.stderr)
         return 1
 
 
-def _one_line(e: Exception) -> str:
-    from sqlalchemy.exc import OperationalError
+def _where(url: str) -> str:
+    """The database a URL names, without its password: the SQLite file, or host/name."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(url)
+    except Exception:  # noqa: BLE001 - a bad URL is reported by whatever uses it
+        return ""
+    if u.get_backend_name() == "sqlite":
+        return f"SQLite file {u.database}" if u.database else ""
+    return f"{u.get_backend_name()} {u.host or 'localhost'}{f':{u.port}' if u.port else ''}/{u.database or ''}"
+
+
+def _one_line(e: Exception, database: str = "") -> str:
+    from sqlalchemy.exc import DatabaseError, OperationalError
 
     from bot.review import ReviewError
     from bot.settings import ConfigError
@@ -171,8 +186,9 @@ def _one_line(e: Exception) -> str:
 
     if isinstance(e, UserError | ConfigError | NotMigrated | ReviewError):
         return str(e)
-    if isinstance(e, OperationalError):
+    if isinstance(e, DatabaseError):  # "file is not a database", "unable to open database file"
         first = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
-        return f"database unavailable: {first}"
+        what = "database unavailable" if isinstance(e, OperationalError) else "database error"
+        return f"{what}: {first}" + (f" ({database})" if database and database not in first else "")
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unexpected failure'}"
 
