@@ -120,3 +120,30 @@ def test_the_formatters_mask_what_slips_through() -> None:
     record.exc_text = None
     text = TextFormatter().format(record)
     assert ADDRESS not in text and "[reference=EV-000007]" in text.splitlines()[0]
+
+
+def test_the_log_follows_stderr_when_it_is_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler bound to the stderr of its set-up wrote to a closed stream once that was swapped
+    back and closed (an in-process command's capture), from any thread that logged later."""
+    import io
+
+    from bot.runtime import logs
+
+    root = logging.getLogger()
+    kept, level = list(root.handlers), root.level
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        logs.configure("INFO")
+        monkeypatch.setattr(sys, "stderr", second)
+        first.close()
+        logging.getLogger("bot.test").warning("after the swap")
+        out = second.getvalue()
+        assert "Logging error" not in out  # what the old handler printed, quoting the message
+        assert "WARNING" in out and out.rstrip().endswith("after the swap")
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in kept:
+            root.addHandler(h)
+        root.setLevel(level)

@@ -67,10 +67,24 @@ def formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to sys.stderr as it is when a line is written, not as it was at set-up: whatever
+    swaps sys.stderr for a while (a test's capture, a redirect) never leaves this handler writing
+    to a closed stream ("--- Logging error ---" from another thread's line, later)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler.__init__ and setStream set it; the property always answers sys.stderr
+
+
 def configure(level: str, fmt: str = "text") -> None:
     """The root logger to stderr in `fmt` ("text" or "json"); replaces any earlier set-up, so a
     worker process (bot.runtime.processor) can call it again."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     for h in list(root.handlers):
