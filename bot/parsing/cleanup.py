@@ -89,21 +89,21 @@ def _clean_lines(lines: list[str], *, forwarded: bool, depth: int) -> list[str]:
         note = _clean_reply(lines[:start])
         rest = _clean_lines(lines[header_end:], forwarded=True, depth=depth + 1)
         rest = _drop_disclaimers(rest)
-        heading = "Forwarded message"
-        if orig_from:
-            heading += f" from {orig_from}"
-        if orig_subject:
-            heading += f', subject "{orig_subject}"'
         out = list(note)
         if out:
             out.append("")
-        out.append(heading + ":")
+        out.append(_heading("Forwarded message", orig_from, orig_subject))
         out.extend(rest)
         return out
     if depth > 0:
         # Inside a forward everything is evidence, quoted history included; only noise goes.
         return _drop_signature_noise(_drop_disclaimers(lines), sign_off=False)
     return _clean_reply(lines)
+
+
+def _heading(what: str, sender: str | None, subject: str | None) -> str:
+    """The one line that stands for a header block: 'Forwarded message from X, subject "Y":'."""
+    return what + (f" from {sender}" if sender else "") + (f', subject "{subject}"' if subject else "") + ":"
 
 
 def _find_forward(lines: list[str], *, forwarded: bool) -> tuple[int, int, str | None, str | None] | None:
@@ -214,12 +214,7 @@ def _history(lines: list[str]) -> list[str]:
     else:
         first = 1 if _ORIGINAL_MESSAGE.match(lines[0]) or _UNDERSCORES.match(lines[0]) else 0
         heading_end, hdrs = _consume_headers(lines, first)
-        heading = "Earlier message"
-        if hdrs.get("from"):
-            heading += f" from {hdrs['from']}"
-        if hdrs.get("subject"):
-            heading += f', subject "{hdrs["subject"]}"'
-        heading += ":"
+        heading = _heading("Earlier message", hdrs.get("from"), hdrs.get("subject"))
     rest = _drop_signature_noise(_drop_disclaimers(lines[heading_end:]), sign_off=False)
     return [heading, *rest] if any(line.strip() for line in rest) else []
 
