@@ -347,8 +347,11 @@ def redact_record(rec: EvidenceRecord, *, other_names: Iterable[str | None] = ()
     signed a follow-up, and from where).
     `elsewhere`: the names that go from every record (see Elsewhere).
     """
+    return _redacted(rec, _names(rec, other_names, other_emails, elsewhere))
+
+
+def _redacted(rec: EvidenceRecord, names: _Names) -> EvidenceRecord:
     hidden = _hidden(rec)
-    names = _names(rec, other_names, other_emails, elsewhere)
     pats = names.patterns
     changes: dict[str, Any] = {k: redact.scrub(getattr(rec, k), pats) for k in _TEXT_FIELDS}
     changes["attachments"] = [
@@ -403,8 +406,9 @@ def _pack_record(sub: Submission, rec: EvidenceRecord, followups: Sequence[Follo
     # A follow-up may sign off differently ("A. Example"): those names go too on an anonymous record.
     other = [f.sender_name for f in followups] if hidden else []
     other_emails = [f.sender_email for f in followups] if hidden else []
-    clean = redact_record(rec, other_names=other, other_emails=other_emails, elsewhere=elsewhere)
-    pats = _names(rec, other, other_emails, elsewhere).patterns
+    names = _names(rec, other, other_emails, elsewhere)  # once: the record and its follow-ups
+    clean = _redacted(rec, names)
+    pats = names.patterns
     ref = rec.reference or f"record {sub.id}"
     return PackRecord(
         record=clean,
